@@ -1,0 +1,257 @@
+"""`mockcore` command line: `mockcore serve` runs a fleet until SIGINT or SIGTERM."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import tempfile
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import click
+
+from mockcore import __version__
+from mockcore.activation import format_expiration
+from mockcore.fleet import Fleet, FleetConfig, KeySpec
+from mockcore.identity import ACTIVATION_KEY_RE, is_valid_apikey
+from mockcore.overrides import OverridesError, load_overrides
+from mockcore.server import ACTIVATION, FleetServer, ServeOptions
+from mockcore.tls import TlsFiles, make_throwaway_ca
+
+_INSTANCE_RE = re.compile(r"([A-Za-z0-9][A-Za-z0-9_.-]{0,62})(?:=(\d{1,5}))?")
+
+
+@dataclass(frozen=True)
+class InstanceSpec:
+    name: str
+    port: int | None
+
+
+def parse_instance(text: str) -> InstanceSpec:
+    match = _INSTANCE_RE.fullmatch(text)
+    if not match:
+        raise click.BadParameter(f"{text!r}: expected NAME or NAME=PORT (letters, digits, '_', '.', '-')")
+    port = int(match[2]) if match[2] is not None else None
+    if port is not None and port > 65535:
+        raise click.BadParameter(f"{text!r}: port must be 0-65535")
+    return InstanceSpec(match[1], port)
+
+
+def parse_key(text: str) -> KeySpec:
+    key, *rest = text.split(":")
+    if not ACTIVATION_KEY_RE.fullmatch(key):
+        raise click.BadParameter(f"{key!r}: an activation key is seven groups of four letters or digits joined by '-'")
+    if len(rest) > 2 or not all(part.isdigit() for part in rest):
+        raise click.BadParameter(f"{text!r}: expected KEY[:SLOTS[:DAYS]] with whole numbers")
+    slots = int(rest[0]) if rest else 1
+    days = int(rest[1]) if len(rest) > 1 else 365
+    if not 0 <= slots <= 100_000 or not 0 <= days <= 36_500:
+        raise click.BadParameter(f"{text!r}: SLOTS 0-100000, DAYS 0-36500")
+    return KeySpec(key, slots, days)
+
+
+def assign_ports(specs: list[InstanceSpec], first_port: int, activation_port: int) -> dict[str, int]:
+    """Explicit ports win; the first instance takes --port; the rest follow it, skipping ports already taken.
+    With --port 0, every instance without an explicit port gets a free port."""
+    taken = {s.port for s in specs if s.port} | {activation_port}
+    ports: dict[str, int] = {}
+    candidate = first_port
+    for index, spec in enumerate(specs):
+        if spec.port is not None:
+            ports[spec.name] = spec.port
+            continue
+        if first_port == 0:
+            ports[spec.name] = 0
+            continue
+        if index > 0:
+            candidate += 1
+        while candidate in taken:
+            candidate += 1
+        ports[spec.name] = candidate
+        taken.add(candidate)
+    return ports
+
+
+def _tls_files(mode: str | None, cert: Path | None, key: Path | None, host: str) -> TlsFiles | None:
+    if (cert is None) != (key is None):
+        raise click.UsageError("--tls-cert and --tls-key go together")
+    if cert is not None and key is not None:
+        return TlsFiles(cert, key, None)
+    if mode is None:
+        return None
+    hosts = [h for h in (host, "localhost", "127.0.0.1", "::1") if h not in ("0.0.0.0", "::", "")]
+    return make_throwaway_ca(Path(tempfile.mkdtemp(prefix="mockcore-tls-")), hosts)
+
+
+def ready_document(server: FleetServer, fleet: Fleet, tls: TlsFiles | None) -> dict[str, Any]:
+    urls = server.urls()
+    doc: dict[str, Any] = {
+        "instances": {name: urls[name] for name in fleet.instances},
+        "activation_server": urls[ACTIVATION],
+        "apikey": fleet.config.resolved_apikey,
+        "keys": [
+            {"key": k.key, "slots": k.slots, "expires": format_expiration(k.terms.expires)}
+            for k in fleet.activation.keys.values()
+        ],
+    }
+    if tls is not None and tls.ca_cert is not None:
+        doc["ca_cert"] = str(tls.ca_cert)
+    return doc
+
+
+def _write_atomically(path: Path, text: str) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+@click.group()
+@click.version_option(__version__, prog_name="mockcore")
+def main() -> None:
+    """mockcore: emulate MetaDefender Core instances and the activation server, licences and hot backups."""
+
+
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address every face listens on.")
+@click.option(
+    "--port",
+    default=8008,
+    show_default=True,
+    type=click.IntRange(0, 65535),
+    help="Port of the first instance; the others follow it. 0: any free port.",
+)
+@click.option(
+    "--instance",
+    "instances",
+    multiple=True,
+    metavar="NAME[=PORT]",
+    help="A Core instance; repeat for a fleet. Default: one instance named `core`.",
+)
+@click.option(
+    "--activation-port",
+    default=8009,
+    show_default=True,
+    type=click.IntRange(0, 65535),
+    help="Port of the activation server. 0: any free port.",
+)
+@click.option(
+    "--key",
+    "keys",
+    multiple=True,
+    metavar="KEY[:SLOTS[:DAYS]]",
+    help="An activation key; repeatable. Default: one key made from the seed, 1 slot, 365 days.",
+)
+@click.option("--apikey", default=None, help="The configured API key (documented format). Default: made from the seed.")
+@click.option("--admin", default="admin:admin", show_default=True, metavar="USER:PASSWORD", help="The admin account.")
+@click.option("--seed", default="0", show_default=True, help="Seed of deployment ids, default key and API key.")
+@click.option(
+    "--overrides",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="YAML file replacing catalogue statuses and texts and the emulated version.",
+)
+@click.option(
+    "--tls",
+    type=click.Choice(["all", "activation"]),
+    is_flag=False,
+    flag_value="all",
+    default=None,
+    help="Serve HTTPS: every face (`--tls`), or only the activation server (`--tls activation`).",
+)
+@click.option(
+    "--tls-cert",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=None,
+    help="Your own certificate (PEM) instead of a throwaway CA's; implies --tls.",
+)
+@click.option(
+    "--tls-key",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=None,
+    help="The private key (PEM) of --tls-cert.",
+)
+@click.option(
+    "--ready-file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Once every port listens, write where everything is to this JSON file.",
+)
+def serve(
+    host: str,
+    port: int,
+    instances: tuple[str, ...],
+    activation_port: int,
+    keys: tuple[str, ...],
+    apikey: str | None,
+    admin: str,
+    seed: str,
+    overrides: Path | None,
+    tls: str | None,
+    tls_cert: Path | None,
+    tls_key: Path | None,
+    ready_file: Path | None,
+) -> None:
+    """Run a fleet until SIGINT or SIGTERM."""
+    specs = [parse_instance(text) for text in instances] or [InstanceSpec("core", None)]
+    names = [s.name for s in specs]
+    if len(set(names)) != len(names):
+        raise click.UsageError("instance names must be unique")
+    key_specs = tuple(parse_key(text) for text in keys) or (KeySpec(),)
+    if len({k.key for k in key_specs}) != len(key_specs):
+        raise click.UsageError("activation keys must be unique")
+    if apikey is not None and not is_valid_apikey(apikey):
+        raise click.BadParameter(
+            "36 chars of 0-9a-f, at least 10 letters and 10 digits, no more than 3 letters or 3 digits in a row",
+            param_hint="--apikey",
+        )
+    user, sep, password = admin.partition(":")
+    if not sep or not user or not password:
+        raise click.BadParameter("expected USER:PASSWORD", param_hint="--admin")
+    try:
+        loaded = load_overrides(overrides) if overrides is not None else None
+    except OverridesError as exc:
+        raise click.UsageError(f"--overrides: {exc}") from exc
+
+    config = FleetConfig(
+        instances=tuple(names),
+        keys=key_specs,
+        seed=seed,
+        apikey=apikey,
+        admin_user=user,
+        admin_password=password,
+        **({"version": loaded.version} if loaded and loaded.version else {}),
+    )
+    fleet = Fleet(config, catalogue=loaded.catalogue() if loaded else None)
+    if tls_cert is not None and tls is None:
+        tls = "all"
+    tls_files = _tls_files(tls, tls_cert, tls_key, host)
+    options = ServeOptions(
+        host=host,
+        instance_ports=assign_ports(specs, port, activation_port),
+        activation_port=activation_port,
+        core_tls=tls_files if tls == "all" else None,
+        activation_tls=tls_files,
+    )
+    server = FleetServer(fleet, options)
+    try:
+        server.start()
+    except OSError as exc:
+        raise click.ClickException(f"cannot listen: {exc}") from exc
+
+    stopping = threading.Event()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda *_: stopping.set())
+    document = json.dumps(ready_document(server, fleet, tls_files))
+    if ready_file is not None:
+        _write_atomically(ready_file, document + "\n")
+    click.echo(document)
+    try:
+        while not stopping.wait(0.5):
+            pass
+    finally:
+        server.stop()
+        click.echo("mockcore: stopped", err=True)

@@ -1,0 +1,45 @@
+"""The activation server face of SPEC §5: `/activation` answers a YAML licence file, failures stay HTTP 200
+with the reason phrase `Invalid parameter` or `Activation failed` and a YAML `error: '...'` body."""
+
+from __future__ import annotations
+
+from flask import Flask, Response, request
+
+from mockcore.activation import ActivationRefused, NotActivated
+from mockcore.fleet import Fleet
+from mockcore.http.rendering import install_error_rendering
+
+YAML_MIMETYPE = "application/x-yaml"
+
+
+def _yaml_message(field: str, text: str) -> str:
+    return f"{field}: '" + text.replace("'", "''") + "'\n"
+
+
+def create_activation_app(fleet: Fleet) -> Flask:
+    app = Flask("mockcore.activation")
+    install_error_rendering(app, fleet.catalogue)
+
+    @app.get("/activation")
+    def activation() -> Response:
+        args = request.args
+        try:
+            body = fleet.obtain_licence_file(args.get("key"), args.get("deployment"), args.get("quantity"))
+        except ActivationRefused as refused:
+            return Response(
+                _yaml_message("error", refused.text), status=f"200 {refused.reason}", mimetype=YAML_MIMETYPE
+            )
+        response = Response(body, status=200, mimetype=YAML_MIMETYPE)
+        response.headers["Content-Disposition"] = "attachment; filename=license.yml"
+        return response
+
+    @app.get("/deactivation")
+    def deactivation() -> Response:
+        try:
+            fleet.release_slot(request.args.get("key", ""), request.args.get("deployment", ""))
+        except NotActivated:
+            text = "This deployment is not activated with this activation key."
+            return Response(_yaml_message("error", text), status=404, mimetype=YAML_MIMETYPE)
+        return Response(_yaml_message("success", "The deployment was deactivated."), mimetype=YAML_MIMETYPE)
+
+    return app

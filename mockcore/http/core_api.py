@@ -1,0 +1,192 @@
+"""The Core instance face of SPEC §4: one Flask app per instance, each view parse -> one fleet call -> render."""
+
+from __future__ import annotations
+
+from flask import Flask, Response, request
+
+from mockcore.accounts import User
+from mockcore.activation import MAX_LICENCE_BYTES, parse_quantity
+from mockcore.catalogue import ErrorCode, LicenceError
+from mockcore.fleet import Fleet
+from mockcore.http.rendering import install_error_rendering, json_object, json_response, read_body, string_field
+
+SCAN_LIMIT = 64 * 1024 * 1024
+
+BACKUP_REGISTERED = "The backup MetaDefender Core instance is now registered as a backup one."
+BACKUP_REMOVED = "This MetaDefender Core instance is no longer registered as a backup one."
+NOMINATED = "This MetaDefender Core instance is now fully activated and allowed to process files."
+
+
+def create_core_app(fleet: Fleet, name: str) -> Flask:
+    app = Flask(f"mockcore.core.{name}")
+    install_error_rendering(app, fleet.catalogue)
+
+    def caller(required: bool = True) -> User | None:
+        return fleet.authenticate(name, request.headers.get("apikey"), required=required)
+
+    def admin() -> User:
+        user = caller()
+        assert user is not None
+        return user
+
+    def success() -> Response:
+        return json_response({"success": True})
+
+    # Sessions and users
+
+    @app.post("/login")
+    def login() -> Response:
+        doc = json_object()
+        user, password = string_field(doc, "user"), string_field(doc, "password")
+        with fleet.lock:
+            return json_response(fleet.instances[name].accounts.login(user, password))
+
+    @app.post("/logout")
+    def logout() -> Response:
+        admin()
+        with fleet.lock:
+            fleet.instances[name].accounts.logout(request.headers["apikey"])
+        return json_response({"response": "Logout success"})
+
+    @app.get("/user")
+    def current_user() -> Response:
+        return json_response(admin().public())
+
+    @app.post("/user/changepassword")
+    def change_password() -> Response:
+        user = admin()
+        doc = json_object()
+        old, new = string_field(doc, "old_password"), string_field(doc, "new_password")
+        with fleet.lock:
+            fleet.instances[name].accounts.change_password(user, old, new)
+        return success()
+
+    @app.put("/admin/user/<int:user_id>")
+    def set_user_apikey(user_id: int) -> Response:
+        user = admin()
+        key = string_field(json_object(), "api_key")
+        with fleet.lock:
+            updated = fleet.instances[name].accounts.set_apikey(user, user_id, key)
+            return json_response(updated.public())
+
+    # Licence
+
+    @app.get("/admin/license")
+    def licence_info() -> Response:
+        admin()
+        return json_response(fleet.licence_info(name))
+
+    @app.post("/admin/license")
+    def upload_licence() -> Response:
+        admin()
+        fleet.upload_licence(name, read_body(MAX_LICENCE_BYTES, too_large=None))
+        return success()
+
+    @app.post("/admin/license/activation")
+    def activate() -> Response:
+        admin()
+        doc = json_object()
+        key = string_field(doc, "activationKey")
+        string_field(doc, "comment", required=False)
+        quantity = parse_quantity(doc.get("quantity", 1))
+        if quantity is None:
+            raise LicenceError(ErrorCode.BAD_REQUEST)
+        fleet.activate(name, key or "", quantity)
+        return success()
+
+    @app.post("/admin/license/deactivation")
+    def deactivate() -> Response:
+        admin()
+        fleet.deactivate(name)
+        return success()
+
+    @app.get("/admin/license/backup")
+    def backup_flag() -> Response:
+        admin()
+        return json_response({"is_backup": fleet.is_backup(name)})
+
+    @app.post("/admin/license/backup")
+    def register_backup() -> Response:
+        admin()
+        key = request.headers.get("activation-key")
+        production = request.headers.get("active-deployment-id")
+        body = read_body(MAX_LICENCE_BYTES, too_large=None)
+        if key is not None and production is not None and not body:
+            fleet.register_backup_online(name, key, production)
+        elif key is None and production is None and body:
+            fleet.register_backup_offline(name, body)
+        else:
+            raise LicenceError(ErrorCode.BACKUP_REQUEST)
+        return json_response({"success": BACKUP_REGISTERED})
+
+    @app.delete("/admin/license/backup")
+    def unregister_backup() -> Response:
+        admin()
+        fleet.unregister_backup(name)
+        return json_response({"success": BACKUP_REMOVED})
+
+    @app.post("/admin/license/backup/nomination")
+    def nominate() -> Response:
+        admin()
+        fleet.nominate(name)
+        return json_response({"success": NOMINATED})
+
+    # Product, health, engines
+
+    @app.get("/version")
+    def version() -> Response:
+        caller(required=False)
+        return json_response({"product_id": "MSCL", "version": fleet.config.version})
+
+    @app.get("/readyz")
+    def readyz() -> Response:
+        status = fleet.readiness(name)
+        code = 200 if status == "ok" else 503
+        if request.args.get("verbose", "").lower() not in ("true", "1"):
+            return json_response({}, code)
+        engines = fleet.engines(name)
+        return json_response(
+            {
+                "database": {"status": True},
+                "license": {"status": status},
+                "scan_queue": {"max_number_in_queue": 1500, "number_in_queue": 0, "threshold": 80, "status": True},
+                "number_active_av_engines": {
+                    "threshold": 1,
+                    "status": any(e["active"] and e["engine_type"] == "av" for e in engines),
+                },
+                "engines": [{"engine_id": e["eng_id"], "required": False, "status": e["active"]} for e in engines],
+            },
+            code,
+        )
+
+    @app.get("/stat/engines")
+    def engines() -> Response:
+        caller(required=False)
+        return json_response(fleet.engines(name))
+
+    @app.post("/admin/engine/<eng_id>/enable")
+    def enable_engine(eng_id: str) -> Response:
+        admin()
+        fleet.set_engine(name, eng_id, True)
+        return json_response({"result": "Engine is enabled"})
+
+    @app.post("/admin/engine/<eng_id>/disable")
+    def disable_engine(eng_id: str) -> Response:
+        admin()
+        fleet.set_engine(name, eng_id, False)
+        return json_response({"result": "Engine is disabled"})
+
+    # Scans
+
+    @app.post("/file")
+    def scan() -> Response:
+        caller(required=False)
+        body = read_body(SCAN_LIMIT)
+        return json_response({"data_id": fleet.scan(name, body, request.headers.get("filename", ""))})
+
+    @app.get("/file/<data_id>")
+    def scan_result(data_id: str) -> Response:
+        caller(required=False)
+        return json_response(fleet.scan_result(name, data_id))
+
+    return app

@@ -1,0 +1,97 @@
+"""What every face shares: reading request bodies within caps, and rendering errors as `{"err": ...}`.
+
+Error rendering lives here once: a LicenceError, a werkzeug HTTP error (unknown path, wrong method) or an
+unexpected exception all leave as vendor-style JSON, never as an HTML page or a traceback.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any
+
+from flask import Flask, Response, request
+from werkzeug.exceptions import HTTPException
+
+from mockcore.catalogue import Catalogue, ErrorCode, LicenceError
+
+JSON_LIMIT = 64 * 1024
+DRAIN_LIMIT = 256 * 1024 * 1024
+_CHUNK = 64 * 1024
+
+log = logging.getLogger("mockcore.http")
+
+
+def json_response(body: Any, status: int = 200) -> Response:
+    return Response(json.dumps(body), status=status, mimetype="application/json")
+
+
+def _drain() -> None:
+    """Read what is left of the body so the client is not cut off mid-upload (up to a bound)."""
+    remaining = DRAIN_LIMIT
+    while remaining > 0:
+        chunk = request.stream.read(min(_CHUNK, remaining))
+        if not chunk:
+            return
+        remaining -= len(chunk)
+
+
+def read_body(limit: int, too_large: ErrorCode | None = ErrorCode.TOO_LARGE) -> bytes:
+    """The body, at most `limit` bytes. Past it: raise `too_large`, or with None return `limit + 1` bytes so
+    the caller's own size check refuses it in its turn."""
+    length = request.content_length
+    if length is not None and length > limit and too_large is not None:
+        _drain()
+        raise LicenceError(too_large)
+    data = request.stream.read(limit + 1)
+    if len(data) > limit:
+        _drain()
+        if too_large is not None:
+            raise LicenceError(too_large)
+    return data
+
+
+def json_object(limit: int = JSON_LIMIT) -> dict[str, Any]:
+    """The body as a JSON object, else E_BAD_REQUEST (E_TOO_LARGE past the cap)."""
+    body = read_body(limit)
+    try:
+        doc = json.loads(body.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError, RecursionError) as exc:
+        raise LicenceError(ErrorCode.BAD_REQUEST) from exc
+    if not isinstance(doc, dict):
+        raise LicenceError(ErrorCode.BAD_REQUEST)
+    return doc
+
+
+def string_field(doc: dict[str, Any], name: str, *, required: bool = True) -> str | None:
+    value = doc.get(name)
+    if value is None and not required and name not in doc:
+        return None
+    if not isinstance(value, str):
+        raise LicenceError(ErrorCode.BAD_REQUEST)
+    return value
+
+
+_HTTP_CODES = {404: ErrorCode.NOT_FOUND, 405: ErrorCode.METHOD, 413: ErrorCode.TOO_LARGE}
+
+
+def install_error_rendering(app: Flask, catalogue: Catalogue) -> None:
+    def licence_error(error: LicenceError) -> Response:
+        status, text = catalogue.render(error)
+        return json_response({"err": text}, status)
+
+    def http_error(error: HTTPException) -> Response:
+        code = _HTTP_CODES.get(error.code or 400, ErrorCode.BAD_REQUEST)
+        response = licence_error(LicenceError(code))
+        valid_methods = getattr(error, "valid_methods", None)
+        if valid_methods:
+            response.headers["Allow"] = ", ".join(valid_methods)
+        return response
+
+    def unexpected(error: Exception) -> Response:
+        log.exception("unexpected error", exc_info=error)
+        return json_response({"err": "Internal error."}, 500)
+
+    app.register_error_handler(LicenceError, licence_error)
+    app.register_error_handler(HTTPException, http_error)
+    app.register_error_handler(Exception, unexpected)

@@ -1,0 +1,108 @@
+"""Serve a fleet on real ports with cheroot, a production WSGI server that does TLS (see README, "WSGI server").
+
+Each face (every Core instance, the activation server) gets its own cheroot server on its own port, started in a
+background thread; port 0 means any free port, and `urls` tells which was taken.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+from typing import Any
+
+from cheroot import wsgi
+from cheroot.ssl.builtin import BuiltinSSLAdapter
+
+from mockcore.fleet import Fleet
+from mockcore.http.activation_api import create_activation_app
+from mockcore.http.core_api import create_core_app
+from mockcore.tls import TlsFiles
+
+ACTIVATION = "activation_server"
+
+
+@dataclass
+class _Face:
+    name: str
+    app: Any
+    port: int
+    tls: TlsFiles | None
+    server: wsgi.Server | None = None
+    thread: threading.Thread | None = None
+
+
+@dataclass
+class ServeOptions:
+    host: str = "127.0.0.1"
+    instance_ports: dict[str, int] = field(default_factory=dict)  # missing instances: any free port
+    activation_port: int = 0
+    core_tls: TlsFiles | None = None
+    activation_tls: TlsFiles | None = None
+    threads: int = 16
+
+
+class FleetServer:
+    def __init__(self, fleet: Fleet, options: ServeOptions) -> None:
+        self.fleet = fleet
+        self.options = options
+        self._faces = [
+            _Face(name, create_core_app(fleet, name), options.instance_ports.get(name, 0), options.core_tls)
+            for name in fleet.instances
+        ]
+        self._faces.append(
+            _Face(ACTIVATION, create_activation_app(fleet), options.activation_port, options.activation_tls)
+        )
+
+    def start(self) -> None:
+        """Bind every port first (so a taken port fails before anything serves), then serve them all."""
+        try:
+            for face in self._faces:
+                server = wsgi.Server(
+                    (self.options.host, face.port),
+                    face.app,
+                    numthreads=self.options.threads,
+                    server_name="mockcore",
+                    request_queue_size=64,
+                    shutdown_timeout=1,
+                )
+                if face.tls is not None:
+                    server.ssl_adapter = BuiltinSSLAdapter(str(face.tls.cert), str(face.tls.key))
+                face.server = server
+                server.prepare()
+                face.port = server.bind_addr[1]
+        except BaseException:
+            self.stop()
+            raise
+        for face in self._faces:
+            assert face.server is not None
+            face.thread = threading.Thread(target=face.server.serve, name=f"mockcore-{face.name}", daemon=True)
+            face.thread.start()
+
+    def stop(self) -> None:
+        for face in self._faces:
+            if face.server is not None:
+                face.server.stop()
+        for face in self._faces:
+            if face.thread is not None:
+                face.thread.join(timeout=5)
+            face.server, face.thread = None, None
+
+    def _url(self, face: _Face) -> str:
+        host = self.options.host
+        if host in ("0.0.0.0", "::", ""):
+            host = "127.0.0.1"
+        if ":" in host:
+            host = f"[{host}]"
+        scheme = "https" if face.tls is not None else "http"
+        return f"{scheme}://{host}:{face.port}"
+
+    def urls(self) -> dict[str, str]:
+        """Face name -> base URL; the activation server is under `activation_server`."""
+        return {face.name: self._url(face) for face in self._faces}
+
+    def __enter__(self) -> FleetServer:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
