@@ -171,10 +171,14 @@ class ActivationServer:
         found = self.keys.get(key)
         if found is None:
             return False
-        if backup in found.holders:
-            return True
         if production in found.holders:
-            found.holders[found.holders.index(production)] = backup
+            # The production loses its slot even when the backup holds a stale one of its own (README, Slots).
+            if backup in found.holders:
+                found.holders.remove(production)
+            else:
+                found.holders[found.holders.index(production)] = backup
+            return True
+        if backup in found.holders:
             return True
         if found.free > 0:
             found.holders.append(backup)

@@ -19,15 +19,16 @@ class UnsafeYAML(ValueError):
 
 class _StrictLoader(yaml.SafeLoader):
     def compose_node(self, parent: Any, index: Any) -> Any:  # type: ignore[override]
-        if self.check_event(yaml.AliasEvent):
-            raise UnsafeYAML("YAML aliases are not accepted")
         event = self.peek_event()
+        where = f"line {event.start_mark.line + 1}, column {event.start_mark.column + 1}"
+        if isinstance(event, yaml.AliasEvent):
+            raise UnsafeYAML(f"YAML aliases are not accepted ({where})")
         if getattr(event, "anchor", None) is not None:
-            raise UnsafeYAML("YAML anchors are not accepted")
+            raise UnsafeYAML(f"YAML anchors are not accepted ({where})")
         self._depth = getattr(self, "_depth", 0) + 1
         try:
             if self._depth > MAX_DEPTH:
-                raise UnsafeYAML("YAML nests too deep")
+                raise UnsafeYAML(f"YAML nests deeper than {MAX_DEPTH} levels ({where})")
             return super().compose_node(parent, index)
         finally:
             self._depth -= 1
