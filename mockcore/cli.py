@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import signal
 import tempfile
 import threading
@@ -34,23 +35,27 @@ class InstanceSpec:
 def parse_instance(text: str) -> InstanceSpec:
     match = _INSTANCE_RE.fullmatch(text)
     if not match:
-        raise click.BadParameter(f"{text!r}: expected NAME or NAME=PORT (letters, digits, '_', '.', '-')")
+        raise click.BadParameter(
+            f"{text!r}: expected NAME or NAME=PORT (letters, digits, '_', '.', '-')", param_hint="--instance"
+        )
     port = int(match[2]) if match[2] is not None else None
     if port is not None and port > 65535:
-        raise click.BadParameter(f"{text!r}: port must be 0-65535")
+        raise click.BadParameter(f"{text!r}: port must be 0-65535", param_hint="--instance")
     return InstanceSpec(match[1], port)
 
 
 def parse_key(text: str) -> KeySpec:
     key, *rest = text.split(":")
     if not ACTIVATION_KEY_RE.fullmatch(key):
-        raise click.BadParameter(f"{key!r}: an activation key is seven groups of four letters or digits joined by '-'")
+        raise click.BadParameter(
+            f"{key!r}: an activation key is seven groups of four letters or digits joined by '-'", param_hint="--key"
+        )
     if len(rest) > 2 or not all(part.isdigit() for part in rest):
-        raise click.BadParameter(f"{text!r}: expected KEY[:SLOTS[:DAYS]] with whole numbers")
+        raise click.BadParameter(f"{text!r}: expected KEY[:SLOTS[:DAYS]] with whole numbers", param_hint="--key")
     slots = int(rest[0]) if rest else 1
     days = int(rest[1]) if len(rest) > 1 else 365
     if not 0 <= slots <= 100_000 or not 0 <= days <= 36_500:
-        raise click.BadParameter(f"{text!r}: SLOTS 0-100000, DAYS 0-36500")
+        raise click.BadParameter(f"{text!r}: SLOTS 0-100000, DAYS 0-36500", param_hint="--key")
     return KeySpec(key, slots, days)
 
 
@@ -85,6 +90,12 @@ def _tls_files(mode: str | None, cert: Path | None, key: Path | None, host: str)
         return None
     hosts = [h for h in (host, "localhost", "127.0.0.1", "::1") if h not in ("0.0.0.0", "::", "")]
     return make_throwaway_ca(Path(tempfile.mkdtemp(prefix="mockcore-tls-")), hosts)
+
+
+def _remove_throwaway_ca(tls: TlsFiles | None) -> None:
+    """The throwaway CA and its server key live only as long as the process (the user's own files stay)."""
+    if tls is not None and tls.ca_cert is not None:
+        shutil.rmtree(tls.ca_cert.parent, ignore_errors=True)
 
 
 def ready_document(server: FleetServer, fleet: Fleet, tls: TlsFiles | None) -> dict[str, Any]:
@@ -240,7 +251,8 @@ def serve(
     try:
         server.start()
     except OSError as exc:
-        raise click.ClickException(f"cannot listen: {exc}") from exc
+        _remove_throwaway_ca(tls_files)
+        raise click.ClickException(str(exc)) from exc
 
     stopping = threading.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):
@@ -253,5 +265,10 @@ def serve(
         while not stopping.wait(0.5):
             pass
     finally:
+        # A second signal during shutdown (a double Ctrl-C, a supervisor that insists) must not turn a clean
+        # stop into a killed process.
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(signum, signal.SIG_IGN)
         server.stop()
+        _remove_throwaway_ca(tls_files)
         click.echo("mockcore: stopped", err=True)

@@ -71,7 +71,11 @@ class FleetServer:
                 if face.tls is not None:
                     server.ssl_adapter = BuiltinSSLAdapter(str(face.tls.cert), str(face.tls.key))
                 face.server = server
-                server.prepare()
+                try:
+                    server.prepare()
+                except OSError as exc:
+                    where = f"{self.options.host}:{face.port}"
+                    raise OSError(f"cannot listen on {where} for {face.name}: {exc.strerror or exc}") from exc
                 face.port = server.bind_addr[1]
         except BaseException:
             self.stop()
