@@ -15,6 +15,7 @@ from cheroot.ssl.builtin import BuiltinSSLAdapter
 
 from mockcore.fleet import Fleet
 from mockcore.http.activation_api import create_activation_app
+from mockcore.http.control_api import create_control_blueprint
 from mockcore.http.core_api import create_core_app
 from mockcore.tls import TlsFiles
 
@@ -52,6 +53,8 @@ class FleetServer:
         self._faces.append(
             _Face(ACTIVATION, create_activation_app(fleet), options.activation_port, options.activation_tls)
         )
+        for face in self._faces:
+            face.app.register_blueprint(create_control_blueprint(fleet, self.urls))
 
     def start(self) -> None:
         """Bind every port first (so a taken port fails before anything serves), then serve them all."""
