@@ -41,3 +41,15 @@ class FleetClock:
         if self._frozen_at is not None:
             moment, self._frozen_at = self._frozen_at, None
             self.set(moment)
+
+    def reset(self) -> None:
+        """Wall time again, not frozen."""
+        self._offset = timedelta(0)
+        self._frozen_at = None
+
+    def restore(self, moment: datetime, frozen: bool) -> None:
+        self.reset()
+        if frozen:
+            self._frozen_at = moment
+        else:
+            self.set(moment)

@@ -10,7 +10,9 @@ from __future__ import annotations
 import threading
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
+from typing import Any
 
+from mockcore import snapshot
 from mockcore.accounts import Accounts, User
 from mockcore.activation import (
     ActivationKey,
@@ -74,22 +76,48 @@ class Fleet:
         self.clock = clock or FleetClock()
         self.catalogue = catalogue or Catalogue()
         self.lock = threading.RLock()
+        self._initialise()
+
+    def _initialise(self) -> None:
+        """The start state: fresh instances, fresh keys expiring relative to the clock's now."""
         self.started = self.clock.now()
         self.activation = ActivationServer(
             [
                 ActivationKey(LicenceTerms(spec.key or "", self.started.date() + timedelta(days=spec.days)), spec.slots)
-                for spec in config.resolved_keys()
+                for spec in self.config.resolved_keys()
             ],
-            licence_secret(config.seed),
+            licence_secret(self.config.seed),
         )
         self.instances: dict[str, Instance] = {
-            name: Instance(
-                name,
-                deployment_id(config.seed, name),
-                Accounts(config.admin_user, config.admin_password, config.resolved_apikey),
-            )
-            for name in config.instances
+            name: Instance(name, deployment_id(self.config.seed, name), self._fresh_accounts())
+            for name in self.config.instances
         }
+
+    def _fresh_accounts(self) -> Accounts:
+        return Accounts(self.config.admin_user, self.config.admin_password, self.config.resolved_apikey)
+
+    def reset(self) -> None:
+        """Back to the start state, clock included, atomically."""
+        with self.lock:
+            self.clock.reset()
+            self._initialise()
+
+    def dump(self) -> dict[str, Any]:
+        """The whole fleet as a JSON-ready document (see mockcore.snapshot)."""
+        with self.lock:
+            return snapshot.dump_fleet(self)
+
+    def load(self, document: object) -> None:
+        """Replace the whole fleet with a document; an invalid one raises InvalidSnapshot and changes nothing."""
+        with self.lock:
+            loaded = snapshot.parse_fleet(document, self.config)
+            self.clock.restore(loaded.now, loaded.frozen)
+            self.started = loaded.started
+            self.activation = ActivationServer(loaded.keys, licence_secret(self.config.seed))
+            self.instances = {
+                name: Instance(name, state.deployment, state.accounts, state.licence, state.scanning)
+                for name, state in loaded.instances.items()
+            }
 
     # Helpers
 

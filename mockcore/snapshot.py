@@ -1,0 +1,257 @@
+"""The whole fleet as a JSON document, and back: what reset, `/_mock/state` and persistence are built on.
+
+`dump` writes every fact a later request depends on (licences, slots, users, sessions, scans, the clock);
+`parse` checks a document completely before anything is changed, so a bad one is refused whole.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from dataclasses import asdict, dataclass
+from datetime import date, datetime
+from typing import TYPE_CHECKING, Any
+
+from mockcore.accounts import Accounts, User
+from mockcore.activation import ActivationKey
+from mockcore.identity import ACTIVATION_KEY_RE, DEPLOYMENT_RE
+from mockcore.lifecycle import Licence, LicenceState, LicenceTerms
+from mockcore.scanning import Scan, Scanning
+
+if TYPE_CHECKING:
+    from mockcore.fleet import Fleet, FleetConfig
+
+FORMAT = "mockcore-fleet/1"
+
+
+class InvalidSnapshot(ValueError):
+    """The document is not a fleet this mock can load; the message names the field."""
+
+
+def _terms(terms: LicenceTerms) -> dict[str, Any]:
+    doc = asdict(terms)
+    doc["expires"] = terms.expires.isoformat()
+    return doc
+
+
+def dump_licence(licence: Licence) -> dict[str, Any]:
+    return {
+        "state": licence.state.value,
+        "terms": _terms(licence.terms) if licence.terms else None,
+        "online": licence.online,
+        "production": licence.production,
+    }
+
+
+def dump_instance(deployment: str, licence: Licence, accounts: Accounts, scanning: Scanning) -> dict[str, Any]:
+    return {
+        "deployment": deployment,
+        "licence": dump_licence(licence),
+        "users": [asdict(user) for user in accounts.users.values()],
+        "sessions": dict(accounts.sessions),
+        "engines_disabled": sorted(scanning.disabled),
+        "scans": [asdict(scan) for scan in scanning.scans.values()],
+        "scan_counter": scanning.counter,
+    }
+
+
+def dump_key(key: ActivationKey) -> dict[str, Any]:
+    return {"terms": _terms(key.terms), "slots": key.slots, "holders": list(key.holders)}
+
+
+# Parsing: every helper raises InvalidSnapshot naming the path of the bad field.
+
+
+def _need(doc: Any, kind: type | tuple[type, ...], path: str) -> Any:
+    if isinstance(doc, bool) and kind is not bool and (kind is int or (isinstance(kind, tuple) and int in kind)):
+        raise InvalidSnapshot(f"{path}: expected {getattr(kind, '__name__', kind)}, got a boolean")
+    if not isinstance(doc, kind):
+        name = kind.__name__ if isinstance(kind, type) else " or ".join(k.__name__ for k in kind)
+        raise InvalidSnapshot(f"{path}: expected {name}, got {type(doc).__name__}")
+    return doc
+
+
+def _fields(doc: Any, path: str, required: set[str]) -> dict[str, Any]:
+    _need(doc, dict, path)
+    missing, extra = required - set(doc), set(doc) - required
+    if missing:
+        raise InvalidSnapshot(f"{path}: missing {', '.join(sorted(missing))}")
+    if extra:
+        raise InvalidSnapshot(f"{path}: unknown {', '.join(sorted(map(str, extra)))}")
+    return doc
+
+
+def _date(text: Any, path: str) -> date:
+    try:
+        return date.fromisoformat(_need(text, str, path))
+    except ValueError as exc:
+        raise InvalidSnapshot(f"{path}: expected an ISO date (YYYY-MM-DD)") from exc
+
+
+def parse_datetime(text: Any, path: str) -> datetime:
+    try:
+        moment = datetime.fromisoformat(_need(text, str, path))
+    except ValueError as exc:
+        raise InvalidSnapshot(f"{path}: expected an ISO date and time") from exc
+    if moment.tzinfo is None:
+        raise InvalidSnapshot(f"{path}: the time needs a UTC offset, e.g. 2026-01-01T00:00:00+00:00")
+    return moment
+
+
+def parse_terms(doc: Any, path: str) -> LicenceTerms:
+    names = {"activation_key", "expires", "product_id", "product_name", "licensed_to", "max_node_count"}
+    names.add("licensed_engines")
+    _fields(doc, path, names)
+    key = _need(doc["activation_key"], str, f"{path}.activation_key")
+    if not ACTIVATION_KEY_RE.fullmatch(key):
+        raise InvalidSnapshot(f"{path}.activation_key: not an activation key")
+    strings = {n: _need(doc[n], str, f"{path}.{n}") for n in names - {"activation_key", "expires"}}
+    return LicenceTerms(activation_key=key, expires=_date(doc["expires"], f"{path}.expires"), **strings)
+
+
+def parse_licence(doc: Any, path: str) -> Licence:
+    _fields(doc, path, {"state", "terms", "online", "production"})
+    try:
+        state = LicenceState(doc["state"])
+    except ValueError:
+        raise InvalidSnapshot(f"{path}.state: one of {', '.join(s.value for s in LicenceState)}") from None
+    terms = None if doc["terms"] is None else parse_terms(doc["terms"], f"{path}.terms")
+    online = _need(doc["online"], bool, f"{path}.online")
+    production = doc["production"]
+    if state is not LicenceState.UNLICENSED and terms is None:
+        raise InvalidSnapshot(f"{path}.terms: a {state.value} licence needs terms")
+    if state.is_backup != (production is not None):
+        raise InvalidSnapshot(f"{path}.production: set exactly when the state is a backup state")
+    if production is not None and not DEPLOYMENT_RE.fullmatch(_need(production, str, f"{path}.production")):
+        raise InvalidSnapshot(f"{path}.production: not a deployment id")
+    if (state is LicenceState.BACKUP_ONLINE and not online) or (state is LicenceState.BACKUP_OFFLINE and online):
+        raise InvalidSnapshot(f"{path}.online: disagrees with the backup state")
+    return Licence(state, terms, online, production)
+
+
+def parse_key(doc: Any, path: str) -> ActivationKey:
+    _fields(doc, path, {"terms", "slots", "holders"})
+    terms = parse_terms(doc["terms"], f"{path}.terms")
+    slots = _need(doc["slots"], int, f"{path}.slots")
+    holders = _need(doc["holders"], list, f"{path}.holders")
+    for index, holder in enumerate(holders):
+        if not isinstance(holder, str) or not DEPLOYMENT_RE.fullmatch(holder):
+            raise InvalidSnapshot(f"{path}.holders[{index}]: not a deployment id")
+    if len(set(holders)) != len(holders):
+        raise InvalidSnapshot(f"{path}.holders: a deployment holds at most one slot")
+    if not 0 <= slots <= 100_000 or len(holders) > slots:
+        raise InvalidSnapshot(f"{path}.slots: 0-100000 and at least as many as holders")
+    return ActivationKey(terms, slots, list(holders))
+
+
+def parse_accounts(doc: dict[str, Any], path: str, admin: tuple[str, str], apikey: str) -> Accounts:
+    users: dict[int, User] = {}
+    for index, raw in enumerate(_need(doc["users"], list, f"{path}.users")):
+        where = f"{path}.users[{index}]"
+        _fields(raw, where, {"id", "name", "password", "roles", "api_key"})
+        roles = _need(raw["roles"], list, f"{where}.roles")
+        if not all(isinstance(r, str) for r in roles):
+            raise InvalidSnapshot(f"{where}.roles: expected strings")
+        api_key = raw["api_key"]
+        if api_key is not None:
+            _need(api_key, str, f"{where}.api_key")
+        user = User(
+            _need(raw["id"], int, f"{where}.id"),
+            _need(raw["name"], str, f"{where}.name"),
+            _need(raw["password"], str, f"{where}.password"),
+            list(roles),
+            api_key,
+        )
+        users[user.id] = user
+    if not users:
+        raise InvalidSnapshot(f"{path}.users: at least one user")
+    sessions = _need(doc["sessions"], dict, f"{path}.sessions")
+    for session, user_id in sessions.items():
+        if not isinstance(user_id, int) or user_id not in users:
+            raise InvalidSnapshot(f"{path}.sessions.{session}: not a user id")
+    return Accounts(admin[0], admin[1], apikey, users, OrderedDict(sessions))
+
+
+def parse_scanning(doc: dict[str, Any], path: str) -> Scanning:
+    disabled = _need(doc["engines_disabled"], list, f"{path}.engines_disabled")
+    if not all(isinstance(e, str) and Scanning.known_engine(e) for e in disabled):
+        raise InvalidSnapshot(f"{path}.engines_disabled: unknown engine")
+    scans: OrderedDict[str, Scan] = OrderedDict()
+    names = {"data_id", "filename", "size", "sha256", "infected", "started"}
+    for index, raw in enumerate(_need(doc["scans"], list, f"{path}.scans")):
+        where = f"{path}.scans[{index}]"
+        _fields(raw, where, names)
+        for name in ("data_id", "filename", "sha256", "started"):
+            _need(raw[name], str, f"{where}.{name}")
+        _need(raw["size"], int, f"{where}.size")
+        _need(raw["infected"], bool, f"{where}.infected")
+        scans[raw["data_id"]] = Scan(**raw)
+    counter = _need(doc["scan_counter"], int, f"{path}.scan_counter")
+    return Scanning(set(disabled), scans, counter)
+
+
+@dataclass
+class LoadedInstance:
+    deployment: str
+    licence: Licence
+    accounts: Accounts
+    scanning: Scanning
+
+
+@dataclass
+class LoadedFleet:
+    now: datetime
+    frozen: bool
+    started: datetime
+    keys: list[ActivationKey]
+    instances: dict[str, LoadedInstance]
+
+
+def dump_fleet(fleet: Fleet) -> dict[str, Any]:
+    return {
+        "format": FORMAT,
+        "clock": {"now": fleet.clock.now().isoformat(), "frozen": fleet.clock.frozen},
+        "started": fleet.started.isoformat(),
+        "keys": [dump_key(key) for key in fleet.activation.keys.values()],
+        "instances": {
+            name: dump_instance(inst.deployment, inst.licence, inst.accounts, inst.scanning)
+            for name, inst in fleet.instances.items()
+        },
+    }
+
+
+_INSTANCE_FIELDS = {"deployment", "licence", "users", "sessions", "engines_disabled", "scans", "scan_counter"}
+
+
+def parse_fleet(doc: Any, config: FleetConfig) -> LoadedFleet:
+    """Check a whole document against the fleet's configuration; nothing is built from a bad one."""
+    _fields(doc, "$", {"format", "clock", "started", "keys", "instances"})
+    if doc["format"] != FORMAT:
+        raise InvalidSnapshot(f"$.format: expected {FORMAT!r}")
+    clock = _fields(doc["clock"], "$.clock", {"now", "frozen"})
+    now = parse_datetime(clock["now"], "$.clock.now")
+    frozen = _need(clock["frozen"], bool, "$.clock.frozen")
+    started = parse_datetime(doc["started"], "$.started")
+    keys = [parse_key(raw, f"$.keys[{i}]") for i, raw in enumerate(_need(doc["keys"], list, "$.keys"))]
+    if len({k.key for k in keys}) != len(keys):
+        raise InvalidSnapshot("$.keys: an activation key appears twice")
+    raw_instances = _need(doc["instances"], dict, "$.instances")
+    if set(raw_instances) != set(config.instances):
+        raise InvalidSnapshot(
+            f"$.instances: this fleet serves exactly {', '.join(config.instances)} (each name has its port)"
+        )
+    instances: dict[str, LoadedInstance] = {}
+    for name in config.instances:
+        path = f"$.instances.{name}"
+        raw = _fields(raw_instances[name], path, _INSTANCE_FIELDS)
+        deployment = _need(raw["deployment"], str, f"{path}.deployment")
+        if not DEPLOYMENT_RE.fullmatch(deployment):
+            raise InvalidSnapshot(f"{path}.deployment: not a deployment id")
+        instances[name] = LoadedInstance(
+            deployment,
+            parse_licence(raw["licence"], f"{path}.licence"),
+            parse_accounts(raw, path, (config.admin_user, config.admin_password), config.resolved_apikey),
+            parse_scanning(raw, path),
+        )
+    if len({i.deployment for i in instances.values()}) != len(instances):
+        raise InvalidSnapshot("$.instances: two instances share a deployment id")
+    return LoadedFleet(now, frozen, started, keys, instances)
