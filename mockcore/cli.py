@@ -204,6 +204,7 @@ def serve(
     tls: str | None,
     tls_cert: Path | None,
     tls_key: Path | None,
+    control_token: str | None,
     ready_file: Path | None,
 ) -> None:
     """Run a fleet until SIGINT or SIGTERM."""
@@ -246,6 +247,7 @@ def serve(
         activation_port=activation_port,
         core_tls=tls_files if tls == "all" else None,
         activation_tls=tls_files,
+        control_token=control_token or None,
     )
     server = FleetServer(fleet, options)
     try:

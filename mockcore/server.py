@@ -7,11 +7,13 @@ background thread; port 0 means any free port, and `urls` tells which was taken.
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from cheroot import wsgi
 from cheroot.ssl.builtin import BuiltinSSLAdapter
+from flask import Response, request
 
 from mockcore.fleet import Fleet
 from mockcore.http.activation_api import create_activation_app
@@ -40,6 +42,10 @@ class ServeOptions:
     core_tls: TlsFiles | None = None
     activation_tls: TlsFiles | None = None
     threads: int = 16
+    control_token: str | None = None  # when set, /_mock/ (but /_mock/health) demands it
+    # Called under the fleet lock after every POST, PUT or DELETE answered 2xx, before the answer leaves: where
+    # persistence writes the fleet through.
+    on_change: Callable[[Fleet], None] | None = None
 
 
 class FleetServer:
@@ -54,7 +60,15 @@ class FleetServer:
             _Face(ACTIVATION, create_activation_app(fleet), options.activation_port, options.activation_tls)
         )
         for face in self._faces:
-            face.app.register_blueprint(create_control_blueprint(fleet, self.urls))
+            face.app.register_blueprint(create_control_blueprint(fleet, self.urls, options.control_token))
+            if options.on_change is not None:
+                face.app.after_request(self._after_change)
+
+    def _after_change(self, response: Response) -> Response:
+        if request.method in ("POST", "PUT", "DELETE") and response.status_code < 300 and self.options.on_change:
+            with self.fleet.lock:
+                self.options.on_change(self.fleet)
+        return response
 
     def start(self) -> None:
         """Bind every port first (so a taken port fails before anything serves), then serve them all."""

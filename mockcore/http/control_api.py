@@ -1,19 +1,79 @@
 """The control plane under `/_mock/`, served on every port of the fleet (every instance and the activation server):
-the same fleet answers whichever port is asked."""
+whichever port is asked, it acts on the whole fleet. Described in `mockcore/control-openapi.yaml`."""
 
 from __future__ import annotations
 
+import hmac
+import json
 from collections.abc import Callable
+from datetime import timedelta
+from typing import Any
 
-from flask import Blueprint, Response
+from flask import Blueprint, Response, request
 
-from mockcore import __version__
+from mockcore import __version__, scenarios
 from mockcore.fleet import Fleet
-from mockcore.http.rendering import json_response
+from mockcore.http.rendering import json_response, read_body
+from mockcore.snapshot import InvalidSnapshot, parse_datetime
+
+STATE_LIMIT = 64 * 1024 * 1024
+CONTROL_JSON_LIMIT = 1024 * 1024
+TOKEN_HEADER = "X-Mock-Control-Token"
 
 
-def create_control_blueprint(fleet: Fleet, urls: Callable[[], dict[str, str]]) -> Blueprint:
+class ControlError(Exception):
+    def __init__(self, status: int, text: str) -> None:
+        super().__init__(text)
+        self.status = status
+        self.text = text
+
+
+def _json_body(limit: int = CONTROL_JSON_LIMIT) -> Any:
+    body = read_body(limit)
+    if not body.strip():
+        return {}
+    try:
+        return json.loads(body.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError, RecursionError) as exc:
+        raise ControlError(400, f"The body is not JSON: {exc}") from exc
+
+
+def _object(doc: Any) -> dict[str, Any]:
+    if not isinstance(doc, dict):
+        raise ControlError(400, "Expected a JSON object.")
+    return doc
+
+
+def _number(doc: dict[str, Any], name: str) -> float:
+    value = doc.get(name, 0)
+    if isinstance(value, bool) or not isinstance(value, int | float) or value != value:
+        raise ControlError(400, f"`{name}` must be a number.")
+    return float(value)
+
+
+def clock_view(fleet: Fleet) -> dict[str, Any]:
+    now = fleet.clock.now()
+    return {"now": now.isoformat(), "date": now.date().isoformat(), "frozen": fleet.clock.frozen}
+
+
+def create_control_blueprint(
+    fleet: Fleet, urls: Callable[[], dict[str, str]], control_token: str | None = None
+) -> Blueprint:
     control = Blueprint("mock_control", __name__, url_prefix="/_mock")
+
+    @control.errorhandler(ControlError)
+    def control_error(error: ControlError) -> Response:
+        return json_response({"err": error.text}, error.status)
+
+    @control.before_request
+    def check_token() -> None:
+        if control_token is None or request.path == "/_mock/health":
+            return
+        given = request.headers.get(TOKEN_HEADER)
+        if given is None:
+            raise ControlError(401, f"The control plane needs the {TOKEN_HEADER} header.")
+        if not hmac.compare_digest(given.encode(), control_token.encode()):
+            raise ControlError(403, f"Wrong {TOKEN_HEADER}.")
 
     @control.get("/health")
     def health() -> Response:
@@ -30,5 +90,87 @@ def create_control_blueprint(fleet: Fleet, urls: Callable[[], dict[str, str]]) -
                 "activation_server": served.get("activation_server"),
             }
         )
+
+    @control.post("/reset")
+    def reset() -> Response:
+        fleet.reset()
+        return json_response({"reset": True})
+
+    @control.get("/state")
+    def get_state() -> Response:
+        return json_response(fleet.dump())
+
+    @control.put("/state")
+    def put_state() -> Response:
+        try:
+            fleet.load(_json_body(STATE_LIMIT))
+        except InvalidSnapshot as exc:
+            raise ControlError(400, f"Invalid fleet state: {exc}") from exc
+        return json_response({"loaded": True})
+
+    @control.get("/scenarios")
+    def list_scenarios() -> Response:
+        return json_response({name: s.description for name, s in scenarios.SCENARIOS.items()})
+
+    @control.post("/scenarios/<name>")
+    def apply_scenario(name: str) -> Response:
+        if name not in scenarios.SCENARIOS:
+            raise ControlError(404, f"Unknown scenario {name!r}; known: {', '.join(scenarios.SCENARIOS)}.")
+        try:
+            scenarios.apply(fleet, name)
+        except scenarios.ScenarioError as exc:
+            raise ControlError(409, str(exc)) from exc
+        return json_response({"scenario": name, "states": {n: s.value for n, s in fleet.states().items()}})
+
+    @control.get("/clock")
+    def get_clock() -> Response:
+        return json_response(clock_view(fleet))
+
+    @control.put("/clock")
+    def set_clock() -> Response:
+        doc = _object(_json_body())
+        unknown = set(doc) - {"now", "frozen"}
+        if unknown or not doc:
+            raise ControlError(400, 'Expected {"now": ISO time with offset, "frozen": bool}, either or both.')
+        frozen = doc.get("frozen")
+        if frozen is not None and not isinstance(frozen, bool):
+            raise ControlError(400, "`frozen` must be a boolean.")
+        try:
+            moment = parse_datetime(doc["now"], "now") if "now" in doc else None
+        except InvalidSnapshot as exc:
+            raise ControlError(400, str(exc)) from exc
+        with fleet.lock:
+            if frozen is True:
+                fleet.clock.freeze()
+            elif frozen is False:
+                fleet.clock.unfreeze()
+            if moment is not None:
+                fleet.clock.set(moment)
+            return json_response(clock_view(fleet))
+
+    @control.post("/clock/advance")
+    def advance_clock() -> Response:
+        doc = _object(_json_body())
+        if not doc or set(doc) - {"days", "hours", "minutes", "seconds"}:
+            raise ControlError(400, "Expected any of `days`, `hours`, `minutes`, `seconds` (numbers).")
+        try:
+            delta = timedelta(**{name: _number(doc, name) for name in doc})
+            with fleet.lock:
+                fleet.clock.advance(delta)
+                return json_response(clock_view(fleet))
+        except OverflowError as exc:
+            raise ControlError(400, "That moves the clock out of range.") from exc
+
+    @control.post("/clock/freeze")
+    def freeze_clock() -> Response:
+        with fleet.lock:
+            fleet.clock.freeze()
+            return json_response(clock_view(fleet))
+
+    @control.post("/clock/unfreeze")
+    def unfreeze_clock() -> Response:
+        with fleet.lock:
+            fleet.clock.unfreeze()
+            return json_response(clock_view(fleet))
 
     return control
