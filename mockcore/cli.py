@@ -186,6 +186,12 @@ def main() -> None:
     help="The private key (PEM) of --tls-cert.",
 )
 @click.option(
+    "--control-token",
+    default=None,
+    envvar="MOCKCORE_CONTROL_TOKEN",
+    help="Demand this token in the X-Mock-Control-Token header on /_mock/ (not on /_mock/health).",
+)
+@click.option(
     "--ready-file",
     type=click.Path(dir_okay=False, path_type=Path),
     default=None,
