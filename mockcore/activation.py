@@ -73,7 +73,7 @@ def parse_quantity(value: object) -> int | None:
         return None
     if isinstance(value, int):
         number = value
-    elif isinstance(value, str) and value.strip().isascii() and value.strip().isdigit():
+    elif isinstance(value, str) and len(value) <= 16 and value.strip().isascii() and value.strip().isdigit():
         number = int(value.strip())
     else:
         return None
@@ -219,7 +219,7 @@ class ActivationServer:
         if doc["online"] is not False or not all(isinstance(doc[name], str) for name in _FILE_FIELDS - {"online"}):
             raise InvalidLicenceFile("a licence file field has the wrong type")
         fields = {name: doc[name] for name in _FILE_FIELDS - {"signature"}}
-        if not hmac.compare_digest(self._signature(fields), doc["signature"]):
+        if not hmac.compare_digest(self._signature(fields).encode(), doc["signature"].encode()):
             raise InvalidLicenceFile("the signature does not match")
         try:
             expires = datetime.strptime(doc["expiration"], _EXPIRATION_FORMAT).date()

@@ -8,6 +8,7 @@ changes anything: a refused operation changes nothing.
 from __future__ import annotations
 
 import threading
+import time
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any
@@ -24,9 +25,12 @@ from mockcore.activation import (
 )
 from mockcore.catalogue import Catalogue, ErrorCode, LicenceError
 from mockcore.clock import FleetClock
+from mockcore.faults import Faults
 from mockcore.identity import activation_key, apikey, deployment_id, licence_secret, scan_id
+from mockcore.journal import DEFAULT_CAP as DEFAULT_JOURNAL_CAP
+from mockcore.journal import Journal
 from mockcore.lifecycle import Licence, LicenceState, LicenceTerms, Operation, allowed
-from mockcore.scanning import Scanning
+from mockcore.scanning import Progression, Scanning
 
 DEFAULT_VERSION = "5.6.1"
 
@@ -70,12 +74,19 @@ class Instance:
 
 class Fleet:
     def __init__(
-        self, config: FleetConfig, clock: FleetClock | None = None, catalogue: Catalogue | None = None
+        self,
+        config: FleetConfig,
+        clock: FleetClock | None = None,
+        catalogue: Catalogue | None = None,
+        journal_cap: int = DEFAULT_JOURNAL_CAP,
     ) -> None:
         self.config = config
         self.clock = clock or FleetClock()
         self.catalogue = catalogue or Catalogue()
         self.lock = threading.RLock()
+        self.faults = Faults()
+        self.journal = Journal(journal_cap)
+        self.progression = Progression()
         self._initialise()
 
     def _initialise(self) -> None:
@@ -97,10 +108,23 @@ class Fleet:
         return Accounts(self.config.admin_user, self.config.admin_password, self.config.resolved_apikey)
 
     def reset(self) -> None:
-        """Back to the start state, clock included, atomically."""
+        """Back to the start state, atomically: clock, fault rules, journal and progression included."""
         with self.lock:
             self.clock.reset()
+            self.faults.clear()
+            self.journal.clear()
+            self.progression = Progression()
             self._initialise()
+
+    def _reach_activation_server(self, path: str) -> None:
+        """An online operation calls the activation server in-process: its fault rules apply (SPEC §1)."""
+        rule = self.faults.fire("activation", None, "GET", path)
+        if rule is None:
+            return
+        if rule.delay:
+            time.sleep(rule.delay)
+        if rule.drop or rule.status is not None:
+            raise LicenceError(ErrorCode.ACTIVATION_UNREACHABLE)
 
     def dump(self) -> dict[str, Any]:
         """The whole fleet as a JSON-ready document (see mockcore.snapshot)."""
@@ -135,6 +159,7 @@ class Fleet:
             and not self.activation.holds_slot(lic.key, inst.deployment)
         ):
             inst.licence = lic.lost_slot()
+        inst.scanning.observe_licence(inst.licence.state is not LicenceState.UNLICENSED, self.clock.now())
         return inst
 
     def _parse_file(self, body: bytes) -> LicenceFile:
@@ -170,6 +195,7 @@ class Fleet:
         with self.lock:
             inst = self.instance(name)
             allowed(Operation.ACTIVATE, inst.licence.state)
+            self._reach_activation_server("/activation")
             try:
                 licence = self.activation.obtain(key, inst.deployment, quantity, self.clock.now())
             except ActivationRefused as refused:
@@ -192,6 +218,7 @@ class Fleet:
         with self.lock:
             inst = self.instance(name)
             allowed(Operation.REGISTER_ONLINE, inst.licence.state)
+            self._reach_activation_server("/activation")
             found = self.activation.keys.get(key)
             if found is None:
                 raise LicenceError(ErrorCode.BACKUP_KEY)
@@ -218,6 +245,7 @@ class Fleet:
         with self.lock:
             inst = self.instance(name)
             allowed(Operation.NOMINATE, inst.licence.state)
+            self._reach_activation_server("/activation")
             lic = inst.licence
             assert lic.key is not None and lic.production is not None
             if not self.activation.nominate_slot(lic.key, lic.production, inst.deployment):
@@ -229,6 +257,8 @@ class Fleet:
             inst = self.instance(name)
             allowed(Operation.DEACTIVATE, inst.licence.state)
             lic = inst.licence
+            if lic.online:
+                self._reach_activation_server("/deactivation")
             if lic.online and lic.key and self.activation.holds_slot(lic.key, inst.deployment):
                 self.activation.release(lic.key, inst.deployment)
             inst.licence = lic.deactivated()
@@ -271,12 +301,13 @@ class Fleet:
 
     # Engines and scans
 
-    def engines(self, name: str) -> list[dict[str, object]]:
+    def engines(self, name: str, *, poll: bool = True) -> list[dict[str, object]]:
+        """The engine list; `poll` counts this read as a client poll for the progression settings."""
         with self.lock:
             inst = self.instance(name)
             if inst.licence.state is LicenceState.UNLICENSED:
                 return []
-            return inst.scanning.engines(self.started)
+            return inst.scanning.engines(self.started, self.clock.now(), self.progression, poll=poll)
 
     def set_engine(self, name: str, eng_id: str, enabled: bool) -> None:
         with self.lock:
@@ -305,7 +336,7 @@ class Fleet:
 
     def scan_result(self, name: str, data_id: str) -> dict[str, object]:
         with self.lock:
-            result = self.instances[name].scanning.result(data_id)
+            result = self.instances[name].scanning.result(data_id, self.clock.now(), self.progression)
         if result is None:
             raise LicenceError(ErrorCode.NOT_FOUND)
         return result

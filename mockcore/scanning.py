@@ -29,6 +29,37 @@ ENGINES: tuple[Engine, ...] = (
 
 
 @dataclass(frozen=True)
+class Progression:
+    """How long work stays unfinished, so polling loops can be tested: engines stay `downloading` for their first
+    `engine_polls` polls of /stat/engines and `engine_seconds` of fleet time after the instance was first seen
+    licensed; a scan stays below 100 % for its first `scan_polls` result polls and `scan_seconds` of fleet time."""
+
+    engine_polls: int = 0
+    engine_seconds: float = 0.0
+    scan_polls: int = 0
+    scan_seconds: float = 0.0
+
+
+_STAMP = "%Y-%m-%dT%H:%M:%S.000Z"
+
+
+def _stamp(moment: datetime) -> str:
+    return moment.strftime(_STAMP)
+
+
+def _partial(polls: int, needed_polls: int, elapsed: float, needed_seconds: float) -> int | None:
+    """Percent done (0-99) while unfinished, None once done."""
+    if polls > needed_polls and elapsed >= needed_seconds:
+        return None
+    shares = []
+    if needed_polls:
+        shares.append(min(1.0, polls / (needed_polls + 1)))
+    if needed_seconds:
+        shares.append(min(1.0, elapsed / needed_seconds))
+    return max(0, min(99, int(100 * min(shares or [0.0]))))
+
+
+@dataclass(frozen=True)
 class Scan:
     data_id: str
     filename: str
@@ -43,9 +74,24 @@ class Scanning:
     disabled: set[str] = field(default_factory=set)
     scans: OrderedDict[str, Scan] = field(default_factory=OrderedDict)
     counter: int = 0
+    # Progression bookkeeping: transient, not part of a state document.
+    licensed_since: datetime | None = None
+    engine_polls: int = 0
+    scan_polls: dict[str, int] = field(default_factory=dict)
 
-    def engines(self, def_time: datetime) -> list[dict[str, object]]:
-        stamp = def_time.strftime("%Y-%m-%dT%H:%M:%S.000Z")
+    def observe_licence(self, licensed: bool, now: datetime) -> None:
+        if not licensed:
+            self.licensed_since, self.engine_polls = None, 0
+        elif self.licensed_since is None:
+            self.licensed_since = now
+
+    def engines(
+        self, def_time: datetime, now: datetime, progression: Progression, *, poll: bool = True
+    ) -> list[dict[str, object]]:
+        stamp = _stamp(def_time)
+        self.engine_polls += poll
+        elapsed = (now - (self.licensed_since or now)).total_seconds()
+        partial = _partial(self.engine_polls, progression.engine_polls, elapsed, progression.engine_seconds)
         return [
             {
                 "eng_id": e.eng_id,
@@ -53,11 +99,11 @@ class Scanning:
                 "eng_type": e.eng_type,
                 "engine_type": e.engine_type,
                 "eng_ver": e.eng_ver,
-                "state": "production",
+                "state": "production" if partial is None else "downloading",
                 "active": e.eng_id not in self.disabled,
                 "def_time": stamp,
                 "download_time": stamp,
-                "download_progress": 100,
+                "download_progress": 100 if partial is None else partial,
             }
             for e in ENGINES
         ]
@@ -79,19 +125,25 @@ class Scanning:
             size=len(body),
             sha256=hashlib.sha256(body).hexdigest(),
             infected=EICAR in body,
-            started=now.strftime("%Y-%m-%dT%H:%M:%S.000Z"),
+            started=_stamp(now),
         )
         self.counter += 1
         self.scans[data_id] = scan
         while len(self.scans) > MAX_SCANS:
-            self.scans.popitem(last=False)
+            dropped, _ = self.scans.popitem(last=False)
+            self.scan_polls.pop(dropped, None)
         return scan
 
-    def result(self, data_id: str) -> dict[str, object] | None:
+    def result(self, data_id: str, now: datetime, progression: Progression) -> dict[str, object] | None:
         scan = self.scans.get(data_id)
         if scan is None:
             return None
+        polls = self.scan_polls[data_id] = self.scan_polls.get(data_id, 0) + 1
+        elapsed = (now - datetime.strptime(scan.started, _STAMP).replace(tzinfo=now.tzinfo)).total_seconds()
+        partial = _partial(polls, progression.scan_polls, elapsed, progression.scan_seconds)
         verdict, text = (1, "Infected") if scan.infected else (0, "No Threat Detected")
+        if partial is not None:
+            verdict, text = 255, "In Progress"
         details = {
             e.eng_name: {
                 "scan_result_i": verdict if e.engine_type == "av" else 0,
@@ -111,13 +163,13 @@ class Scanning:
                 "upload_timestamp": scan.started,
             },
             "process_info": {
-                "progress_percentage": 100,
-                "result": "Blocked" if scan.infected else "Allowed",
+                "progress_percentage": 100 if partial is None else partial,
+                "result": "Processing" if partial is not None else ("Blocked" if scan.infected else "Allowed"),
                 "profile": "File process",
             },
             "scan_results": {
                 "data_id": scan.data_id,
-                "progress_percentage": 100,
+                "progress_percentage": 100 if partial is None else partial,
                 "scan_all_result_i": verdict,
                 "scan_all_result_a": text,
                 "start_time": scan.started,

@@ -6,6 +6,8 @@ background thread; port 0 means any free port, and `urls` tells which was taken.
 
 from __future__ import annotations
 
+import contextlib
+import socket
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -19,9 +21,24 @@ from mockcore.fleet import Fleet
 from mockcore.http.activation_api import create_activation_app
 from mockcore.http.control_api import create_control_blueprint
 from mockcore.http.core_api import create_core_app
+from mockcore.http.middleware import DROP_KEY, FaceMiddleware
 from mockcore.tls import TlsFiles
 
 ACTIVATION = "activation_server"
+
+
+class _DroppingGateway(wsgi.Gateway_10):
+    """cheroot's WSGI gateway plus `mockcore.drop` in the environ: a fault rule's way to cut the connection."""
+
+    def get_environ(self) -> dict[str, Any]:
+        environ: dict[str, Any] = super().get_environ()
+        environ[DROP_KEY] = self._drop
+        return environ
+
+    def _drop(self) -> None:
+        self.req.close_connection = True
+        with contextlib.suppress(OSError):
+            self.req.conn.socket.shutdown(socket.SHUT_RDWR)
 
 
 @dataclass
@@ -32,6 +49,7 @@ class _Face:
     tls: TlsFiles | None
     server: wsgi.Server | None = None
     thread: threading.Thread | None = None
+    wsgi: Any = None  # the app wrapped in the fault and journal middleware
 
 
 @dataclass
@@ -63,6 +81,10 @@ class FleetServer:
             face.app.register_blueprint(create_control_blueprint(fleet, self.urls, options.control_token))
             if options.on_change is not None:
                 face.app.after_request(self._after_change)
+            if face.name == ACTIVATION:
+                face.wsgi = FaceMiddleware(face.app, fleet, "activation", None)
+            else:
+                face.wsgi = FaceMiddleware(face.app, fleet, "core", face.name)
 
     def _after_change(self, response: Response) -> Response:
         if request.method in ("POST", "PUT", "DELETE") and response.status_code < 300 and self.options.on_change:
@@ -76,7 +98,7 @@ class FleetServer:
             for face in self._faces:
                 server = wsgi.Server(
                     (self.options.host, face.port),
-                    face.app,
+                    face.wsgi,
                     numthreads=self.options.threads,
                     server_name="mockcore",
                     request_queue_size=64,
@@ -85,6 +107,7 @@ class FleetServer:
                 # cheroot's selector loop notices a stop request at its next wake-up; waking every 50 ms
                 # keeps stop fast at a negligible idle cost.
                 server.expiration_interval = 0.05
+                server.gateway = _DroppingGateway
                 if face.tls is not None:
                     server.ssl_adapter = BuiltinSSLAdapter(str(face.tls.cert), str(face.tls.key))
                 face.server = server

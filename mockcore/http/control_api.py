@@ -6,14 +6,19 @@ from __future__ import annotations
 import hmac
 import json
 from collections.abc import Callable
+from dataclasses import asdict
+from dataclasses import fields as dataclass_fields
 from datetime import timedelta
 from typing import Any
 
 from flask import Blueprint, Response, request
 
 from mockcore import __version__, scenarios
+from mockcore.faults import InvalidFault
 from mockcore.fleet import Fleet
 from mockcore.http.rendering import json_response, read_body
+from mockcore.journal import MAX_CAP
+from mockcore.scanning import Progression
 from mockcore.snapshot import InvalidSnapshot, parse_datetime
 
 STATE_LIMIT = 64 * 1024 * 1024
@@ -172,5 +177,79 @@ def create_control_blueprint(
         with fleet.lock:
             fleet.clock.unfreeze()
             return json_response(clock_view(fleet))
+
+    @control.get("/faults")
+    def list_faults() -> Response:
+        return json_response([rule.public() for rule in fleet.faults.rules()])
+
+    @control.post("/faults")
+    def add_fault() -> Response:
+        try:
+            rule = fleet.faults.add(_json_body())
+        except InvalidFault as exc:
+            raise ControlError(400, f"Invalid fault rule: {exc}") from exc
+        return json_response(rule.public(), 201)
+
+    @control.delete("/faults")
+    def clear_faults() -> Response:
+        fleet.faults.clear()
+        return json_response({"cleared": True})
+
+    @control.delete("/faults/<rule_id>")
+    def remove_fault(rule_id: str) -> Response:
+        if not fleet.faults.remove(rule_id):
+            raise ControlError(404, f"No fault rule {rule_id!r}.")
+        return json_response({"removed": rule_id})
+
+    @control.get("/journal")
+    def journal() -> Response:
+        args = request.args
+        limit = args.get("limit")
+        if limit is not None and not limit.isdigit():
+            raise ControlError(400, "`limit` is a whole number.")
+        entries = fleet.journal.entries(
+            instance=args.get("instance"),
+            method=args.get("method"),
+            path=args.get("path"),
+            face=args.get("face"),
+            limit=int(limit) if limit is not None else None,
+        )
+        return json_response({"cap": fleet.journal.cap, "entries": entries})
+
+    @control.delete("/journal")
+    def clear_journal() -> Response:
+        fleet.journal.clear()
+        return json_response({"cleared": True})
+
+    @control.put("/journal/config")
+    def configure_journal() -> Response:
+        doc = _object(_json_body())
+        cap = doc.get("cap")
+        if set(doc) != {"cap"} or isinstance(cap, bool) or not isinstance(cap, int) or not 0 <= cap <= MAX_CAP:
+            raise ControlError(400, f'Expected {{"cap": 0-{MAX_CAP}}} (0 turns the journal off).')
+        fleet.journal.set_cap(cap)
+        return json_response({"cap": fleet.journal.cap})
+
+    @control.get("/progression")
+    def get_progression() -> Response:
+        return json_response(asdict(fleet.progression))
+
+    @control.put("/progression")
+    def set_progression() -> Response:
+        doc = _object(_json_body())
+        fields = {f.name for f in dataclass_fields(Progression)}
+        if not doc or set(doc) - fields:
+            raise ControlError(400, f"Expected any of {', '.join(sorted(fields))}.")
+        values = asdict(fleet.progression)
+        for name, value in doc.items():
+            limit = 1000 if name.endswith("polls") else 86400.0
+            number = _number(doc, name)
+            if not 0 <= number <= limit or (name.endswith("polls") and not isinstance(value, int)):
+                raise ControlError(
+                    400, f"`{name}` is a {'whole ' if name.endswith('polls') else ''}number from 0 to {limit:g}."
+                )
+            values[name] = value
+        fleet.progression = Progression(**values)
+        return json_response(asdict(fleet.progression))
 
     return control

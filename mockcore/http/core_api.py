@@ -144,7 +144,7 @@ def create_core_app(fleet: Fleet, name: str) -> Flask:
         code = 200 if status == "ok" else 503
         if request.args.get("verbose", "").lower() not in ("true", "1"):
             return json_response({}, code)
-        engines = fleet.engines(name)
+        engines = fleet.engines(name, poll=False)
         return json_response(
             {
                 "database": {"status": True},

@@ -26,11 +26,19 @@ def json_response(body: Any, status: int = 200) -> Response:
     return Response(json.dumps(body), status=status, mimetype="application/json")
 
 
+def _read(size: int) -> bytes:
+    """Read from the body; broken framing (a bad chunk size, a body cut short) is the client's error."""
+    try:
+        return request.stream.read(size)
+    except Exception as exc:  # cheroot raises ValueError, OSError or its MaxSizeExceeded on broken framing
+        raise LicenceError(ErrorCode.BAD_REQUEST) from exc
+
+
 def _drain() -> None:
     """Read what is left of the body so the client is not cut off mid-upload (up to a bound)."""
     remaining = DRAIN_LIMIT
     while remaining > 0:
-        chunk = request.stream.read(min(_CHUNK, remaining))
+        chunk = _read(min(_CHUNK, remaining))
         if not chunk:
             return
         remaining -= len(chunk)
@@ -43,7 +51,7 @@ def read_body(limit: int, too_large: ErrorCode | None = ErrorCode.TOO_LARGE) -> 
     if length is not None and length > limit and too_large is not None:
         _drain()
         raise LicenceError(too_large)
-    data = request.stream.read(limit + 1)
+    data = _read(limit + 1)
     if len(data) > limit:
         _drain()
         if too_large is not None:
