@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import socket
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -126,18 +127,44 @@ class FleetServer:
             face.thread.start()
 
     def stop(self) -> None:
-        """Stop every face at once (each waits for its selector loop), then join their threads."""
-        stoppers = [
-            threading.Thread(target=face.server.stop, daemon=True) for face in self._faces if face.server is not None
-        ]
-        for stopper in stoppers:
+        """Stop every face, fast.
+
+        cheroot's own stop waits for its selector loop to notice, which sleeps up to `expiration_interval`, then
+        polls every 10 ms. For a plain-HTTP face we end the loop first: raise cheroot's stop flag and touch the
+        listening socket so `select()` returns now, then let cheroot's stop tidy up with nothing left to wait for.
+        The flag is a private cheroot attribute: when it is missing, or for a TLS face (a bare connection would
+        make it log a failed handshake), the face stops the ordinary way, in parallel with the others."""
+        live = [face for face in self._faces if face.server is not None]
+        woken = [f for f in live if f.tls is None and hasattr(f.server._connections, "_stop_requested")]  # type: ignore[union-attr]
+        ordinary = [threading.Thread(target=f.server.stop, daemon=True) for f in live if f not in woken]  # type: ignore[union-attr]
+        for stopper in ordinary:
             stopper.start()
-        for stopper in stoppers:
+        for face in woken:
+            assert face.server is not None
+            face.server.ready = False  # serve() returns once its loop does...
+            face.server._connections._stop_requested = True  # ...which it does when select() returns
+            self._touch(face)
+        deadline = time.monotonic() + 5
+        for face in woken:
+            while face.thread is not None and face.thread.is_alive() and time.monotonic() < deadline:
+                face.thread.join(0.005)
+                if face.thread.is_alive():
+                    self._touch(face)
+        for face in woken:
+            assert face.server is not None
+            face.server.ready = True  # let cheroot's stop run: its loop is over, it has nothing to wait for
+            face.server.stop()
+        for stopper in ordinary:
             stopper.join(timeout=10)
         for face in self._faces:
             if face.thread is not None:
                 face.thread.join(timeout=5)
             face.server, face.thread = None, None
+
+    def _touch(self, face: _Face) -> None:
+        host = self._url(face).rsplit(":", 1)[0].split("//", 1)[1].strip("[]")
+        with contextlib.suppress(OSError), socket.create_connection((host, face.port), timeout=0.5):
+            pass
 
     def _url(self, face: _Face) -> str:
         host = self.options.host
