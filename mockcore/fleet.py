@@ -162,14 +162,19 @@ class Fleet:
         inst.scanning.observe_licence(inst.licence.state is not LicenceState.UNLICENSED, self.clock.now())
         return inst
 
-    def _parse_file(self, body: bytes) -> LicenceFile:
+    def _parse_file(self, body: bytes) -> LicenceFile | None:
+        """Parse a licence file WITHOUT the lock (YAML parsing of a large body is slow and must not stall the
+        fleet); None when it is not a valid file. The signing secret never changes, so no lock is needed."""
         try:
-            licence = self.activation.parse(body)
-        except InvalidLicenceFile as exc:
-            raise LicenceError(ErrorCode.INVALID_LICENSE) from exc
-        if self.today() > licence.terms.expires:
+            return self.activation.parse(body)
+        except InvalidLicenceFile:
+            return None
+
+    def _usable_file(self, parsed: LicenceFile | None) -> LicenceFile:
+        """Under the lock, after the state rule: the parsed file, or E_INVALID_LICENSE (also when expired)."""
+        if parsed is None or self.today() > parsed.terms.expires:
             raise LicenceError(ErrorCode.INVALID_LICENSE)
-        return licence
+        return parsed
 
     def _release_if_moving(self, inst: Instance, new_key: str) -> None:
         """Moving an online production to another key frees its old slot (SPEC §8, moving keys)."""
@@ -205,10 +210,11 @@ class Fleet:
             inst.licence = inst.licence.activated(licence.terms, online=True)
 
     def upload_licence(self, name: str, body: bytes) -> None:
+        parsed = self._parse_file(body)
         with self.lock:
             inst = self.instance(name)
             allowed(Operation.UPLOAD, inst.licence.state)
-            licence = self._parse_file(body)
+            licence = self._usable_file(parsed)
             if licence.deployment != inst.deployment:
                 raise LicenceError(ErrorCode.INVALID_LICENSE)
             self._release_if_moving(inst, licence.terms.activation_key)
@@ -227,10 +233,11 @@ class Fleet:
             inst.licence = inst.licence.registered_backup(found.terms, production, online=True)
 
     def register_backup_offline(self, name: str, body: bytes) -> None:
+        parsed = self._parse_file(body)
         with self.lock:
             inst = self.instance(name)
             allowed(Operation.REGISTER_OFFLINE, inst.licence.state)
-            licence = self._parse_file(body)
+            licence = self._usable_file(parsed)
             if licence.deployment == inst.deployment:
                 raise LicenceError(ErrorCode.INVALID_LICENSE)
             inst.licence = inst.licence.registered_backup(licence.terms, licence.deployment, online=False)
