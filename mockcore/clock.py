@@ -5,6 +5,13 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
+EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
+LATEST = datetime(9000, 1, 1, tzinfo=UTC)  # far enough from datetime's limit that a running clock never meets it
+
+
+class ClockOutOfRange(ValueError):
+    """A moment before EARLIEST or after LATEST."""
+
 
 def _system_now() -> datetime:
     return datetime.now(UTC)
@@ -24,15 +31,21 @@ class FleetClock:
         return self._frozen_at is not None
 
     def set(self, moment: datetime) -> None:
-        if moment.tzinfo is None:
-            moment = moment.replace(tzinfo=UTC)
+        """Move the clock to `moment` (naive means UTC); the fleet's dates are UTC dates."""
+        moment = moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+        if not EARLIEST <= moment <= LATEST:
+            raise ClockOutOfRange(f"the clock stays between {EARLIEST.isoformat()} and {LATEST.isoformat()}")
         if self._frozen_at is not None:
             self._frozen_at = moment
         else:
             self._offset = moment - self._source()
 
     def advance(self, delta: timedelta) -> None:
-        self.set(self.now() + delta)
+        try:
+            moment = self.now() + delta
+        except OverflowError as exc:
+            raise ClockOutOfRange("that moves the clock out of range") from exc
+        self.set(moment)
 
     def freeze(self) -> None:
         self._frozen_at = self.now()

@@ -12,6 +12,7 @@ from datetime import date, datetime
 from typing import TYPE_CHECKING, Any
 
 from mockcore.accounts import Accounts, User
+from mockcore.clock import EARLIEST, LATEST
 from mockcore.activation import ActivationKey
 from mockcore.identity import ACTIVATION_KEY_RE, DEPLOYMENT_RE
 from mockcore.lifecycle import Licence, LicenceState, LicenceTerms
@@ -229,6 +230,8 @@ def parse_fleet(doc: Any, config: FleetConfig) -> LoadedFleet:
         raise InvalidSnapshot(f"$.format: expected {FORMAT!r}")
     clock = _fields(doc["clock"], "$.clock", {"now", "frozen"})
     now = parse_datetime(clock["now"], "$.clock.now")
+    if not EARLIEST <= now <= LATEST:
+        raise InvalidSnapshot(f"$.clock.now: between {EARLIEST.isoformat()} and {LATEST.isoformat()}")
     frozen = _need(clock["frozen"], bool, "$.clock.frozen")
     started = parse_datetime(doc["started"], "$.started")
     keys = [parse_key(raw, f"$.keys[{i}]") for i, raw in enumerate(_need(doc["keys"], list, "$.keys"))]

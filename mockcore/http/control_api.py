@@ -14,6 +14,7 @@ from typing import Any
 from flask import Blueprint, Response, request
 
 from mockcore import __version__, scenarios
+from mockcore.clock import EARLIEST, LATEST, ClockOutOfRange
 from mockcore.faults import InvalidFault
 from mockcore.fleet import Fleet
 from mockcore.http.rendering import json_response, read_body
@@ -138,13 +139,15 @@ def create_control_blueprint(
         if unknown or not doc:
             raise ControlError(400, 'Expected {"now": ISO time with offset, "frozen": bool}, either or both.')
         frozen = doc.get("frozen")
-        if frozen is not None and not isinstance(frozen, bool):
+        if "frozen" in doc and not isinstance(frozen, bool):
             raise ControlError(400, "`frozen` must be a boolean.")
         try:
             moment = parse_datetime(doc["now"], "now") if "now" in doc else None
         except InvalidSnapshot as exc:
             raise ControlError(400, str(exc)) from exc
         with fleet.lock:
+            if moment is not None and not EARLIEST <= moment <= LATEST:
+                raise ControlError(400, f"`now` must lie between {EARLIEST.isoformat()} and {LATEST.isoformat()}.")
             if frozen is True:
                 fleet.clock.freeze()
             elif frozen is False:
@@ -163,7 +166,7 @@ def create_control_blueprint(
             with fleet.lock:
                 fleet.clock.advance(delta)
                 return json_response(clock_view(fleet))
-        except OverflowError as exc:
+        except (OverflowError, ClockOutOfRange) as exc:
             raise ControlError(400, "That moves the clock out of range.") from exc
 
     @control.post("/clock/freeze")
