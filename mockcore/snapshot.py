@@ -12,8 +12,8 @@ from datetime import date, datetime
 from typing import TYPE_CHECKING, Any
 
 from mockcore.accounts import Accounts, User
-from mockcore.clock import EARLIEST, LATEST
 from mockcore.activation import ActivationKey
+from mockcore.clock import EARLIEST, LATEST
 from mockcore.identity import ACTIVATION_KEY_RE, DEPLOYMENT_RE
 from mockcore.lifecycle import Licence, LicenceState, LicenceTerms
 from mockcore.scanning import Scan, Scanning
