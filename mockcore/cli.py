@@ -19,7 +19,10 @@ from mockcore import __version__
 from mockcore.activation import format_expiration
 from mockcore.fleet import Fleet, FleetConfig, KeySpec
 from mockcore.identity import ACTIVATION_KEY_RE, is_valid_apikey
+from mockcore.journal import DEFAULT_CAP as DEFAULT_JOURNAL_CAP
+from mockcore.journal import MAX_CAP as MAX_JOURNAL_CAP
 from mockcore.overrides import OverridesError, load_overrides
+from mockcore.persistence import StateFileError, StateStore
 from mockcore.server import ACTIVATION, FleetServer, ServeOptions
 from mockcore.tls import TlsFiles, make_throwaway_ca
 
@@ -186,10 +189,25 @@ def main() -> None:
     help="The private key (PEM) of --tls-cert.",
 )
 @click.option(
+    "--journal-cap",
+    default=DEFAULT_JOURNAL_CAP,
+    show_default=True,
+    type=click.IntRange(0, MAX_JOURNAL_CAP),
+    help="Requests the journal keeps (oldest dropped); 0 turns it off. Changeable at PUT /_mock/journal/config.",
+)
+@click.option(
     "--control-token",
     default=None,
     envvar="MOCKCORE_CONTROL_TOKEN",
     help="Demand this token in the X-Mock-Control-Token header on /_mock/ (not on /_mock/health).",
+)
+@click.option(
+    "--state",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    metavar="FILE",
+    help="Keep the fleet in this SQLite file: created if missing, loaded at start, written on every change. "
+    "Default: in memory only.",
 )
 @click.option(
     "--ready-file",
@@ -210,7 +228,9 @@ def serve(
     tls: str | None,
     tls_cert: Path | None,
     tls_key: Path | None,
+    journal_cap: int,
     control_token: str | None,
+    state: Path | None,
     ready_file: Path | None,
 ) -> None:
     """Run a fleet until SIGINT or SIGTERM."""
@@ -243,10 +263,15 @@ def serve(
         admin_password=password,
         **({"version": loaded.version} if loaded and loaded.version else {}),
     )
-    fleet = Fleet(config, catalogue=loaded.catalogue() if loaded else None)
+    fleet = Fleet(config, catalogue=loaded.catalogue() if loaded else None, journal_cap=journal_cap)
     if tls_cert is not None and tls is None:
         tls = "all"
     tls_files = _tls_files(tls, tls_cert, tls_key, host)
+    try:
+        store = StateStore.open(state, fleet) if state is not None else None
+    except StateFileError as exc:
+        _remove_throwaway_ca(tls_files)
+        raise click.ClickException(str(exc)) from exc
     options = ServeOptions(
         host=host,
         instance_ports=assign_ports(specs, port, activation_port),
@@ -254,12 +279,15 @@ def serve(
         core_tls=tls_files if tls == "all" else None,
         activation_tls=tls_files,
         control_token=control_token or None,
+        on_change=store.save if store is not None else None,
     )
     server = FleetServer(fleet, options)
     try:
         server.start()
     except OSError as exc:
         _remove_throwaway_ca(tls_files)
+        if store is not None:
+            store.close()
         raise click.ClickException(str(exc)) from exc
 
     stopping = threading.Event()
@@ -279,4 +307,9 @@ def serve(
             signal.signal(signum, signal.SIG_IGN)
         server.stop()
         _remove_throwaway_ca(tls_files)
+        if store is not None:
+            try:
+                store.close()
+            except StateFileError as exc:
+                raise click.ClickException(str(exc)) from exc
         click.echo("mockcore: stopped", err=True)

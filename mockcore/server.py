@@ -62,8 +62,8 @@ class ServeOptions:
     activation_tls: TlsFiles | None = None
     threads: int = 16
     control_token: str | None = None  # when set, /_mock/ (but /_mock/health) demands it
-    # Called under the fleet lock after every POST, PUT or DELETE answered 2xx, before the answer leaves: where
-    # persistence writes the fleet through.
+    # Called under the fleet lock after every POST, PUT or DELETE answered 2xx (and the activation server's
+    # slot-taking GETs), before the answer leaves: where persistence writes the fleet through.
     on_change: Callable[[Fleet], None] | None = None
 
 
@@ -88,7 +88,8 @@ class FleetServer:
                 face.wsgi = FaceMiddleware(face.app, fleet, "core", face.name)
 
     def _after_change(self, response: Response) -> Response:
-        if request.method in ("POST", "PUT", "DELETE") and response.status_code < 300 and self.options.on_change:
+        changing = request.method in ("POST", "PUT", "DELETE") or request.path in ("/activation", "/deactivation")
+        if changing and response.status_code < 300 and self.options.on_change:
             with self.fleet.lock:
                 self.options.on_change(self.fleet)
         return response
@@ -135,7 +136,13 @@ class FleetServer:
         The flag is a private cheroot attribute: when it is missing, or for a TLS face (a bare connection would
         make it log a failed handshake), the face stops the ordinary way, in parallel with the others."""
         live = [face for face in self._faces if face.server is not None]
-        woken = [f for f in live if f.tls is None and hasattr(f.server._connections, "_stop_requested")]  # type: ignore[union-attr]
+        woken = [
+            f
+            for f in live
+            if f.tls is None
+            and f.thread is not None
+            and hasattr(getattr(f.server, "_connections", None), "_stop_requested")
+        ]
         ordinary = [threading.Thread(target=f.server.stop, daemon=True) for f in live if f not in woken]  # type: ignore[union-attr]
         for stopper in ordinary:
             stopper.start()

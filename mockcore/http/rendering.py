@@ -88,17 +88,19 @@ def install_error_rendering(app: Flask, catalogue: Catalogue) -> None:
         status, text = catalogue.render(error)
         return json_response({"err": text}, status)
 
+    def unexpected(error: Exception) -> Response:
+        log.exception("unexpected error", exc_info=error)
+        return json_response({"err": "Internal error."}, 500)
+
     def http_error(error: HTTPException) -> Response:
+        if (error.code or 500) >= 500:  # Flask wraps a failure outside the view (after_request) in a 500
+            return unexpected(getattr(error, "original_exception", None) or error)
         code = _HTTP_CODES.get(error.code or 400, ErrorCode.BAD_REQUEST)
         response = licence_error(LicenceError(code))
         valid_methods = getattr(error, "valid_methods", None)
         if valid_methods:
             response.headers["Allow"] = ", ".join(valid_methods)
         return response
-
-    def unexpected(error: Exception) -> Response:
-        log.exception("unexpected error", exc_info=error)
-        return json_response({"err": "Internal error."}, 500)
 
     app.register_error_handler(LicenceError, licence_error)
     app.register_error_handler(HTTPException, http_error)
