@@ -1,0 +1,54 @@
+"""The serving layer: failures outside a view, stop after a failed start, ports closed after stop."""
+
+from __future__ import annotations
+
+import socket
+
+import pytest
+import requests
+
+from mockcore.fleet import Fleet, FleetConfig
+from mockcore.server import FleetServer, ServeOptions
+
+
+def _refuses(url: str) -> bool:
+    host, port = url.split("//", 1)[1].rsplit(":", 1)
+    try:
+        socket.create_connection((host, int(port)), timeout=1).close()
+    except OSError:
+        return True
+    return False
+
+
+def test_a_failure_after_the_view_answers_a_json_500() -> None:
+    def broken_store(fleet: Fleet) -> None:
+        raise RuntimeError("disk full")
+
+    fleet = Fleet(FleetConfig())
+    with FleetServer(fleet, ServeOptions(on_change=broken_store)) as server:
+        response = requests.post(
+            server.urls()["core"] + "/admin/license/activation",
+            headers={"apikey": fleet.config.resolved_apikey},
+            json={"activationKey": next(iter(fleet.activation.keys))},
+            timeout=10,
+        )
+    assert response.status_code == 500
+    assert response.json() == {"err": "Internal error."}
+
+
+def test_stop_closes_every_port_and_a_failed_start_cleans_up() -> None:
+    server = FleetServer(Fleet(FleetConfig(instances=("a", "b"))), ServeOptions())
+    server.start()
+    urls = server.urls()
+    assert requests.get(urls["a"] + "/_mock/health", timeout=10).status_code == 200
+    server.stop()
+    assert all(_refuses(url) for url in urls.values())
+
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        clash = FleetServer(Fleet(FleetConfig()), ServeOptions(activation_port=port))
+        with pytest.raises(OSError, match=f"cannot listen on 127.0.0.1:{port} for activation_server"):
+            clash.start()
+        clash.stop()  # nothing left to stop: must not raise
