@@ -77,9 +77,10 @@ class FaceMiddleware:
         if path.startswith("/_mock/"):
             return self.app(environ, start_response)
         method = environ.get("REQUEST_METHOD", "GET")
+        journalling = bool(self.fleet.journal.cap)
         started = time.perf_counter()
-        arrived = datetime.now(UTC).isoformat()
-        fleet_time = self.fleet.clock.now().isoformat()
+        arrived = datetime.now(UTC).isoformat() if journalling else ""
+        fleet_time = self.fleet.clock.now().isoformat() if journalling else ""
         rule = self.fleet.faults.fire(self.face, self.instance, method, path)
         if rule is not None and rule.delay:
             time.sleep(rule.delay)
@@ -115,7 +116,7 @@ class FaceMiddleware:
             status = int(str(captured.get("status", "500")).split(" ", 1)[0])
         if rule is None or not rule.drop:
             recording.drain()
-        if self.fleet.journal.cap:
+        if journalling:
             joined = b"".join(body)
             self.fleet.journal.record(
                 JournalEntry(
