@@ -24,7 +24,8 @@ class FleetClock:
         self._frozen_at: datetime | None = None
 
     def now(self) -> datetime:
-        return self._frozen_at if self._frozen_at is not None else self._source() + self._offset
+        frozen_at = self._frozen_at  # read once: another thread may unfreeze between two reads
+        return frozen_at if frozen_at is not None else self._source() + self._offset
 
     @property
     def frozen(self) -> bool:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import threading
 import time
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta
+from datetime import date, timedelta
 from typing import Any
 
 from mockcore import snapshot
@@ -25,7 +25,7 @@ from mockcore.activation import (
 )
 from mockcore.catalogue import Catalogue, ErrorCode, LicenceError
 from mockcore.clock import FleetClock
-from mockcore.faults import Faults
+from mockcore.faults import FaultRule, Faults
 from mockcore.identity import activation_key, apikey, deployment_id, licence_secret, scan_id
 from mockcore.journal import DEFAULT_CAP as DEFAULT_JOURNAL_CAP
 from mockcore.journal import Journal
@@ -116,14 +116,18 @@ class Fleet:
             self.progression = Progression()
             self._initialise()
 
-    def _reach_activation_server(self, path: str) -> None:
-        """An online operation calls the activation server in-process: its fault rules apply (SPEC §1)."""
+    def _call_activation_server(self, path: str) -> FaultRule | None:
+        """An online operation calls the activation server in-process, so its fault rules apply (SPEC §1). Called
+        BEFORE the fleet lock is taken: a delay rule slows this request only, never the rest of the fleet. The
+        rule that fired is judged under the lock by `_unreachable`, after the state rule."""
         rule = self.faults.fire("activation", None, "GET", path)
-        if rule is None:
-            return
-        if rule.delay:
+        if rule is not None and rule.delay:
             time.sleep(rule.delay)
-        if rule.drop or rule.status is not None:
+        return rule
+
+    @staticmethod
+    def _unreachable(rule: FaultRule | None) -> None:
+        if rule is not None and (rule.drop or rule.status is not None):
             raise LicenceError(ErrorCode.ACTIVATION_UNREACHABLE)
 
     def dump(self) -> dict[str, Any]:
@@ -197,10 +201,11 @@ class Fleet:
     # Licence operations (SPEC §3)
 
     def activate(self, name: str, key: str, quantity: int) -> None:
+        rule = self._call_activation_server("/activation")
         with self.lock:
             inst = self.instance(name)
             allowed(Operation.ACTIVATE, inst.licence.state)
-            self._reach_activation_server("/activation")
+            self._unreachable(rule)
             try:
                 licence = self.activation.obtain(key, inst.deployment, quantity, self.clock.now())
             except ActivationRefused as refused:
@@ -221,10 +226,11 @@ class Fleet:
             inst.licence = inst.licence.activated(licence.terms, online=False)
 
     def register_backup_online(self, name: str, key: str, production: str) -> None:
+        rule = self._call_activation_server("/activation")
         with self.lock:
             inst = self.instance(name)
             allowed(Operation.REGISTER_ONLINE, inst.licence.state)
-            self._reach_activation_server("/activation")
+            self._unreachable(rule)
             found = self.activation.keys.get(key)
             if found is None:
                 raise LicenceError(ErrorCode.BACKUP_KEY)
@@ -249,10 +255,11 @@ class Fleet:
             inst.licence = inst.licence.unregistered()
 
     def nominate(self, name: str) -> None:
+        rule = self._call_activation_server("/activation")
         with self.lock:
             inst = self.instance(name)
             allowed(Operation.NOMINATE, inst.licence.state)
-            self._reach_activation_server("/activation")
+            self._unreachable(rule)
             lic = inst.licence
             assert lic.key is not None and lic.production is not None
             if not self.activation.nominate_slot(lic.key, lic.production, inst.deployment):
@@ -260,12 +267,16 @@ class Fleet:
             inst.licence = lic.nominated()
 
     def deactivate(self, name: str) -> None:
+        # Only an online deactivation calls the activation server; the read outside the lock only decides whether
+        # to consult the fault rules, the state rule below is judged under the lock.
+        online = self.instances[name].licence.online
+        rule = self._call_activation_server("/deactivation") if online else None
         with self.lock:
             inst = self.instance(name)
             allowed(Operation.DEACTIVATE, inst.licence.state)
             lic = inst.licence
             if lic.online:
-                self._reach_activation_server("/deactivation")
+                self._unreachable(rule)
             if lic.online and lic.key and self.activation.holds_slot(lic.key, inst.deployment):
                 self.activation.release(lic.key, inst.deployment)
             inst.licence = lic.deactivated()
@@ -368,6 +379,3 @@ class Fleet:
     def states(self) -> dict[str, LicenceState]:
         with self.lock:
             return {name: self.instance(name).licence.state for name in self.instances}
-
-    def now(self) -> datetime:
-        return self.clock.now()

@@ -6,7 +6,7 @@ from __future__ import annotations
 import fnmatch
 import threading
 from collections import deque
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 DEFAULT_CAP = 1000
@@ -52,20 +52,17 @@ class Journal:
         with self._lock:
             self._entries = deque(self._entries, maxlen=cap)
 
-    def next_id(self) -> int:
-        with self._lock:
-            entry_id = self._next_id
-            self._next_id += 1
-            return entry_id
-
     def record(self, entry: JournalEntry) -> None:
+        """Append the entry, numbered here under the lock so ids follow the journal's order."""
         if self.cap:
             with self._lock:
-                self._entries.append(entry)
+                self._entries.append(replace(entry, id=self._next_id))
+                self._next_id += 1
 
     def clear(self) -> None:
         with self._lock:
             self._entries.clear()
+            self._next_id = 1
 
     def entries(
         self,

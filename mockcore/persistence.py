@@ -48,8 +48,8 @@ The clock
     server was down passes for the fleet too, as it would for a real Core (licences keep expiring while it is off).
 
 Not kept (as for `PUT /_mock/state`): fault rules, the request journal and the progression settings. The server
-calls `save` after POST, PUT and DELETE requests only: slots taken or freed by a GET on the activation server
-(`/activation`, `/deactivation`) reach the file with the next save (the next change, or `close`).
+calls `save` after every POST, PUT and DELETE answered 2xx and after the activation server's slot-changing GETs
+(`/activation`, `/deactivation`), before the answer leaves.
 """
 
 from __future__ import annotations

@@ -40,15 +40,16 @@ class Progression:
     scan_seconds: float = 0.0
 
 
-_STAMP = "%Y-%m-%dT%H:%M:%S.000Z"
+SCAN_STAMP = "%Y-%m-%dT%H:%M:%S.000Z"
 
 
 def _stamp(moment: datetime) -> str:
-    return moment.strftime(_STAMP)
+    return moment.strftime(SCAN_STAMP)
 
 
 def _partial(polls: int, needed_polls: int, elapsed: float, needed_seconds: float) -> int | None:
     """Percent done (0-99) while unfinished, None once done."""
+    elapsed = max(0.0, elapsed)  # a clock moved back counts as no time passed, never as negative time
     if polls > needed_polls and elapsed >= needed_seconds:
         return None
     shares = []
@@ -139,7 +140,7 @@ class Scanning:
         if scan is None:
             return None
         polls = self.scan_polls[data_id] = self.scan_polls.get(data_id, 0) + 1
-        elapsed = (now - datetime.strptime(scan.started, _STAMP).replace(tzinfo=now.tzinfo)).total_seconds()
+        elapsed = (now - datetime.strptime(scan.started, SCAN_STAMP).replace(tzinfo=now.tzinfo)).total_seconds()
         partial = _partial(polls, progression.scan_polls, elapsed, progression.scan_seconds)
         verdict, text = (1, "Infected") if scan.infected else (0, "No Threat Detected")
         if partial is not None:

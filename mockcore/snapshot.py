@@ -11,12 +11,12 @@ from dataclasses import asdict, dataclass
 from datetime import date, datetime
 from typing import TYPE_CHECKING, Any
 
-from mockcore.accounts import Accounts, User
+from mockcore.accounts import ADMIN_ID, Accounts, User
 from mockcore.activation import ActivationKey
 from mockcore.clock import EARLIEST, LATEST
 from mockcore.identity import ACTIVATION_KEY_RE, DEPLOYMENT_RE
 from mockcore.lifecycle import Licence, LicenceState, LicenceTerms
-from mockcore.scanning import Scan, Scanning
+from mockcore.scanning import SCAN_STAMP, Scan, Scanning
 
 if TYPE_CHECKING:
     from mockcore.fleet import Fleet, FleetConfig
@@ -163,8 +163,10 @@ def parse_accounts(doc: dict[str, Any], path: str, admin: tuple[str, str], apike
             api_key,
         )
         users[user.id] = user
-    if not users:
-        raise InvalidSnapshot(f"{path}.users: at least one user")
+    if ADMIN_ID not in users:
+        raise InvalidSnapshot(f"{path}.users: the admin (id {ADMIN_ID}) is required; the configured API key is theirs")
+    if len(users) != len(doc["users"]):
+        raise InvalidSnapshot(f"{path}.users: two users share an id")
     sessions = _need(doc["sessions"], dict, f"{path}.sessions")
     for session, user_id in sessions.items():
         if not isinstance(user_id, int) or user_id not in users:
@@ -183,6 +185,10 @@ def parse_scanning(doc: dict[str, Any], path: str) -> Scanning:
         _fields(raw, where, names)
         for name in ("data_id", "filename", "sha256", "started"):
             _need(raw[name], str, f"{where}.{name}")
+        try:
+            datetime.strptime(raw["started"], SCAN_STAMP)
+        except ValueError:
+            raise InvalidSnapshot(f"{where}.started: expected {SCAN_STAMP}") from None
         _need(raw["size"], int, f"{where}.size")
         _need(raw["infected"], bool, f"{where}.infected")
         scans[raw["data_id"]] = Scan(**raw)

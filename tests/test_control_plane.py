@@ -518,6 +518,12 @@ def _backup_without_production(doc: dict[str, Any]) -> Any:
     return doc
 
 
+def _with_bad_scan_time(doc: dict[str, Any]) -> dict[str, Any]:
+    scan = {"data_id": "0" * 32, "filename": "x", "size": 1, "sha256": "0" * 64, "infected": False}
+    doc["instances"]["a"]["scans"] = [{**scan, "started": "2026-01-01T00:00:00+00:00"}]
+    return doc
+
+
 INVALID_STATES: list[tuple[str, Callable[[dict[str, Any]], Any], str]] = [
     ("wrong format", _set("format", "mockcore-fleet/99"), "$.format"),
     ("unknown instance names", _rename_instance, "$.instances"),
@@ -532,6 +538,8 @@ INVALID_STATES: list[tuple[str, Callable[[dict[str, Any]], Any], str]] = [
     ("unknown top-level field", _set("journal", []), "$: unknown journal"),
     ("bad licence state", _set("instances.a.licence.state", "zombie"), "$.instances.a.licence.state"),
     ("bad deployment id", _set("instances.c.deployment", "MSCL-nope"), "$.instances.c.deployment"),
+    ("no admin user", _set("instances.a.users.0.id", 3), "$.instances.a.users"),
+    ("bad scan time", _with_bad_scan_time, "$.instances.a.scans[0].started"),
 ]
 
 
@@ -972,10 +980,11 @@ def test_activation_fault_leaves_offline_operations_alone(running: RunningFleet,
     assert ctl.faults()[0]["matched"] == 0
 
 
-def test_activation_delay_delays_the_online_operation_holding_the_fleet_lock(
+def test_activation_delay_slows_the_online_operation_but_not_the_rest_of_the_fleet(
     running: RunningFleet, ctl: Control
 ) -> None:
-    ctl.fault(face="activation", path="/activation", delay=0.3, times=1)
+    """The delay is spent before the fleet lock is taken: other instances and the control plane answer meanwhile."""
+    ctl.fault(face="activation", path="/activation", delay=1.0, times=1)
     outcome: dict[str, Any] = {}
 
     def activate() -> None:
@@ -985,14 +994,15 @@ def test_activation_delay_delays_the_online_operation_holding_the_fleet_lock(
     started = time.monotonic()
     thread = threading.Thread(target=activate)
     thread.start()
-    poll_until(lambda: not ctl.faults())  # the rule fired (and was used up) inside the operation, under the lock
-    other = running.core("b").licence()  # waits for the lock
-    other_done = time.monotonic()
+    poll_until(lambda: not ctl.faults())  # the rule fired (and was used up): the activation is in its delay
+    other = running.core("b").licence()
+    state = requests.get(running.urls["a"] + "/_mock/state", timeout=10)
+    others_done = time.monotonic()
     thread.join(timeout=30)
     assert outcome["response"].status_code == 200  # a delay alone slows, it does not fail
-    assert outcome["done"] - started >= 0.3
-    assert other.status_code == 200
-    assert other_done - started >= 0.3
+    assert outcome["done"] - started >= 1.0
+    assert other.status_code == 200 and state.status_code == 200
+    assert others_done < outcome["done"]  # they did not wait for the delayed activation
 
 
 INVALID_RULES: list[tuple[str, Any, str]] = [
@@ -1285,6 +1295,14 @@ def test_progression_default_is_immediate(running: RunningFleet, ctl: Control) -
     ctl.scenario("production-only")
     assert _engine_state(running) == ("production", 100)
     data_id = running.core("a").scan(b"clean").json()["data_id"]
+    assert _scan_result(running, data_id) == (100, 0, "No Threat Detected")
+
+
+def test_default_progression_is_immediate_even_after_the_clock_moves_back(running: RunningFleet, ctl: Control) -> None:
+    ctl.scenario("production-only")
+    data_id = running.core("a").scan(b"clean").json()["data_id"]
+    ctl.post("/_mock/clock/advance", {"days": -1})
+    assert _engine_state(running) == ("production", 100)
     assert _scan_result(running, data_id) == (100, 0, "No Threat Detected")
 
 

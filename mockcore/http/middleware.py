@@ -120,7 +120,7 @@ class FaceMiddleware:
             joined = b"".join(body)
             self.fleet.journal.record(
                 JournalEntry(
-                    id=self.fleet.journal.next_id(),
+                    id=0,  # numbered by the journal
                     time=arrived,
                     fleet_time=fleet_time,
                     face=self.face,
