@@ -180,17 +180,16 @@ class Fleet:
             raise LicenceError(ErrorCode.INVALID_LICENSE)
         return parsed
 
+    def _free_online_slot(self, inst: Instance) -> None:
+        """An online licence's slot is freed at the activation server (an offline one stays held, SPEC §8)."""
+        lic = inst.licence
+        if lic.online and lic.key and self.activation.holds_slot(lic.key, inst.deployment):
+            self.activation.release(lic.key, inst.deployment)
+
     def _release_if_moving(self, inst: Instance, new_key: str) -> None:
         """Moving an online production to another key frees its old slot (SPEC §8, moving keys)."""
-        old = inst.licence
-        if (
-            old.state is LicenceState.ACTIVE
-            and old.online
-            and old.key
-            and old.key != new_key
-            and self.activation.holds_slot(old.key, inst.deployment)
-        ):
-            self.activation.release(old.key, inst.deployment)
+        if inst.licence.state is LicenceState.ACTIVE and inst.licence.key != new_key:
+            self._free_online_slot(inst)
 
     # Authentication and accounts
 
@@ -277,8 +276,7 @@ class Fleet:
             lic = inst.licence
             if lic.online:
                 self._unreachable(rule)
-            if lic.online and lic.key and self.activation.holds_slot(lic.key, inst.deployment):
-                self.activation.release(lic.key, inst.deployment)
+            self._free_online_slot(inst)
             inst.licence = lic.deactivated()
 
     # Reads
@@ -309,13 +307,14 @@ class Fleet:
         with self.lock:
             return self.instance(name).licence.state.is_backup
 
-    def readiness(self, name: str) -> str:
-        """`ok`, `expired` or `invalid`, the licence status `/readyz` reports."""
+    def readiness(self, name: str) -> tuple[str, list[dict[str, object]]]:
+        """The licence status `/readyz` reports (`ok`, `expired` or `invalid`) and the engines, read together."""
         with self.lock:
             lic = self.instance(name).licence
+            engines = self.engines(name, poll=False)
             if lic.state is LicenceState.UNLICENSED:
-                return "invalid"
-            return "expired" if lic.expired(self.today()) else "ok"
+                return "invalid", engines
+            return ("expired" if lic.expired(self.today()) else "ok"), engines
 
     # Engines and scans
 

@@ -140,11 +140,10 @@ def create_core_app(fleet: Fleet, name: str) -> Flask:
 
     @app.get("/readyz")
     def readyz() -> Response:
-        status = fleet.readiness(name)
+        status, engines = fleet.readiness(name)
         code = 200 if status == "ok" else 503
         if request.args.get("verbose", "").lower() not in ("true", "1"):
             return json_response({}, code)
-        engines = fleet.engines(name, poll=False)
         return json_response(
             {
                 "database": {"status": True},

@@ -14,11 +14,11 @@ from datetime import UTC, datetime
 from typing import Any
 
 from mockcore.fleet import Fleet
-from mockcore.http.rendering import DRAIN_LIMIT
 from mockcore.journal import BODY_LIMIT, JournalEntry, body_text
 
 WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 DROP_KEY = "mockcore.drop"
+DRAIN_LIMIT = 256 * 1024 * 1024  # past this, an unread body is left and the connection closes
 
 
 class _RecordingInput:

@@ -16,8 +16,6 @@ from werkzeug.exceptions import HTTPException
 from mockcore.catalogue import Catalogue, ErrorCode, LicenceError
 
 JSON_LIMIT = 64 * 1024
-DRAIN_LIMIT = 256 * 1024 * 1024
-_CHUNK = 64 * 1024
 
 log = logging.getLogger("mockcore.http")
 
@@ -34,28 +32,16 @@ def _read(size: int) -> bytes:
         raise LicenceError(ErrorCode.BAD_REQUEST) from exc
 
 
-def _drain() -> None:
-    """Read what is left of the body so the client is not cut off mid-upload (up to a bound)."""
-    remaining = DRAIN_LIMIT
-    while remaining > 0:
-        chunk = _read(min(_CHUNK, remaining))
-        if not chunk:
-            return
-        remaining -= len(chunk)
-
-
 def read_body(limit: int, too_large: ErrorCode | None = ErrorCode.TOO_LARGE) -> bytes:
     """The body, at most `limit` bytes. Past it: raise `too_large`, or with None return `limit + 1` bytes so
     the caller's own size check refuses it in its turn."""
     length = request.content_length
+    # What is left unread past a cap is drained by the face's middleware once the answer is made.
     if length is not None and length > limit and too_large is not None:
-        _drain()
         raise LicenceError(too_large)
     data = _read(limit + 1)
-    if len(data) > limit:
-        _drain()
-        if too_large is not None:
-            raise LicenceError(too_large)
+    if len(data) > limit and too_large is not None:
+        raise LicenceError(too_large)
     return data
 
 
