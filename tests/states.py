@@ -53,6 +53,21 @@ NOMINATED: dict[str, object] = {
     "success": "This MetaDefender Core instance is now fully activated and allowed to process files."
 }
 
+# SPEC §5: the fields of a licence file issued by the activation server.
+LICENCE_FILE_FIELDS = {
+    "product_id",
+    "product_name",
+    "activation_key",
+    "deployment",
+    "expiration",
+    "licensed_engines",
+    "licensed_to",
+    "max_node_count",
+    "online",
+    "issued",
+    "signature",
+}
+
 # SPEC §4: the fields of the licensed shape of GET /admin/license.
 LICENSED_FIELDS = {
     "days_left",

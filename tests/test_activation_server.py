@@ -11,21 +11,9 @@ import yaml
 
 from mockcore.fleet import KeySpec
 from tests.conftest import FleetFactory, RunningFleet
+from tests.states import LICENCE_FILE_FIELDS
 
 UNKNOWN_KEY = "Zzzz-0000-Zzzz-0000-Zzzz-0000-Zzzz"
-LICENCE_FIELDS = {
-    "product_id",
-    "product_name",
-    "activation_key",
-    "deployment",
-    "expiration",
-    "licensed_engines",
-    "licensed_to",
-    "max_node_count",
-    "online",
-    "issued",
-    "signature",
-}
 # The documented sentences (SPEC §5): their first sentence is fixed, what follows is the project's.
 INVALID_KEY = "Could not activate your product because the Activation Key you provided is invalid."
 INVALID_DEPLOYMENT = "Could not activate your product because the Deployment ID you provided is invalid."
@@ -61,14 +49,14 @@ def test_activation_answers_a_licence_file_and_takes_a_slot(fleet3: RunningFleet
     deployment = fleet3.core("a").deployment()
     response = fleet3.activation.obtain(fleet3.key, deployment)
     licence = _licence(response)
-    assert set(licence) >= LICENCE_FIELDS
+    assert set(licence) >= LICENCE_FILE_FIELDS
     assert licence["activation_key"] == fleet3.key
     assert licence["deployment"] == deployment
     assert licence["online"] is False
     assert re.fullmatch(r"[0-9]{2}/[0-9]{2}/[0-9]{4}", licence["expiration"])
     expected = (fleet3.fleet.started.date() + timedelta(days=365)).strftime("%m/%d/%Y")
     assert licence["expiration"] == expected
-    for name in LICENCE_FIELDS - {"online"}:
+    for name in LICENCE_FILE_FIELDS - {"online"}:
         assert isinstance(licence[name], str) and licence[name], name
     assert fleet3.slots_used() == {fleet3.key: 1}
     # The file is for this deployment: the instance accepts it (SPEC §3, upload).

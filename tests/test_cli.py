@@ -31,6 +31,7 @@ from mockcore import identity
 from mockcore.cli import InstanceSpec, assign_ports
 from mockcore.tls import make_throwaway_ca
 from tests.serving import Exited, MockcoreProcess, free_port, host_port, listens, run_all, start_all
+from tests.states import LICENCE_FILE_FIELDS, LICENSED_FIELDS
 
 ROOT = Path(__file__).resolve().parent.parent
 README = ROOT / "README.md"
@@ -54,30 +55,6 @@ CATALOGUE_TEXTS = {"E_NOMINATE_OFFLINE": NOMINATE_OFFLINE}
 SEED0_APIKEY = "00ce77fb29ee58da82cb85cb27ab43ba00ce"
 SEED0_KEY = "R7PN-18oR-ldOU-WDs4-V3eZ-KJ7b-9a4v"
 
-LICENCE_FILE_FIELDS = {
-    "product_id",
-    "product_name",
-    "activation_key",
-    "deployment",
-    "expiration",
-    "licensed_engines",
-    "licensed_to",
-    "max_node_count",
-    "online",
-    "issued",
-    "signature",
-}
-LICENSED_FIELDS = {
-    "days_left",
-    "deployment",
-    "expiration",
-    "licensed_engines",
-    "licensed_to",
-    "max_node_count",
-    "online_activated",
-    "product_id",
-    "product_name",
-}
 DEPLOYMENT_RE = re.compile(r"MSCL[0-9a-f]{32}")
 EXPIRATION_RE = re.compile(r"\d{2}/\d{2}/\d{4}")
 DATA_ID_RE = re.compile(r"[0-9a-f]{32}")

@@ -48,24 +48,16 @@ import yaml
 from mockcore.fleet import KeySpec
 from mockcore.server import ACTIVATION
 from tests.conftest import FleetFactory, RunningFleet
+from tests.states import LICENSED_FIELDS
 
 THREADS = 8
 DURATION = 3.0
+MIN_OPERATIONS = 10  # per client thread, whatever the machine's speed
+HARD_LIMIT = 120.0  # seconds: a run never goes past this, however slow the machine
 NAMES = ("a", "b", "c", "d")
 KEYS = (KeySpec(slots=1, days=365), KeySpec(slots=2, days=180))
 UNKNOWN_KEY = "ZZZZ-ZZZZ-ZZZZ-ZZZZ-ZZZZ-ZZZZ-ZZZZ"
 EICAR = rb"X5O!P%@AP[4\PZX54(P^)7CC)7}$EICAR-STANDARD-ANTIVIRUS-TEST-FILE!$H+H*"
-LICENSED_FIELDS = {
-    "days_left",
-    "deployment",
-    "expiration",
-    "licensed_engines",
-    "licensed_to",
-    "max_node_count",
-    "online_activated",
-    "product_id",
-    "product_name",
-}
 DATA_ID = re.compile(r"[0-9a-f]{32}")
 
 
@@ -265,7 +257,9 @@ class Worker:
             verdict = result.json()["scan_results"]["scan_all_result_i"]
             self.expect(verdict == (1 if body == EICAR else 0), f"verdict {verdict} for {body[:20]!r}")
 
-    def run(self, deadline: float) -> None:
+    def run(self, deadline: float, hard_deadline: float) -> None:
+        """Random operations until `deadline` and at least MIN_OPERATIONS of them (bounded by `hard_deadline`, so a
+        slow machine does more of the run rather than a test that asserts on speed)."""
         operations: list[Callable[[], None]] = [
             self.read_licence,
             self.read_licence,
@@ -287,7 +281,9 @@ class Worker:
             self.scan,
             self.scan,
         ]
-        while time.monotonic() < deadline:
+        done = 0
+        while (time.monotonic() < deadline or done < MIN_OPERATIONS) and time.monotonic() < hard_deadline:
+            done += 1
             operation = self.rng.choice(operations)
             try:
                 operation()
@@ -309,20 +305,21 @@ def test_concurrent_clients_leave_a_consistent_fleet(make_fleet: FleetFactory) -
 
     def work(worker: Worker) -> None:
         start.wait()
-        worker.run(time.monotonic() + DURATION)
+        now = time.monotonic()
+        worker.run(now + DURATION, now + HARD_LIMIT)
 
     threads = [threading.Thread(target=work, args=(worker,), name=f"client-{i}") for i, worker in enumerate(workers)]
     for thread in threads:
         thread.start()
     for thread in threads:
-        thread.join(timeout=DURATION + 60)
+        thread.join(timeout=HARD_LIMIT + 60)
     seeded = f"(seed {seed})"
     assert not any(thread.is_alive() for thread in threads), f"a client thread hangs {seeded}"
 
     failures = [failure for ledger in ledgers for failure in ledger.failures]
     assert not failures, f"{len(failures)} bad answers {seeded}, first ones:\n" + "\n".join(failures[:10])
-    operations = sum(ledger.operations for ledger in ledgers)
-    assert operations > THREADS * 10, f"only {operations} operations ran {seeded}"
+    counts = [ledger.operations for ledger in ledgers]
+    assert min(counts) >= MIN_OPERATIONS, f"a client ran only {min(counts)} operations in {HARD_LIMIT} s {seeded}"
 
     # 1. Slots are never overcommitted.
     holders = running.fleet.slot_holders()
@@ -359,8 +356,6 @@ def test_concurrent_clients_leave_a_consistent_fleet(make_fleet: FleetFactory) -
         assert result.status_code == 200, f"scan {data_id} on {name} is gone: {result.text} {seeded}"
         assert json.loads(result.text)["data_id"] == data_id
 
-    # 6. The fleet still answers quickly (no lock left held).
-    started = time.monotonic()
+    # 6. The fleet still answers (no lock left held: these requests would time out).
     assert running.core("a").licence().status_code == 200
     assert running.activation.release(UNKNOWN_KEY, deployments["a"]).status_code == 404
-    assert time.monotonic() - started < 5, f"the fleet answers slowly after the run {seeded}"
