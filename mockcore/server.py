@@ -182,6 +182,11 @@ class FleetServer:
         scheme = "https" if face.tls is not None else "http"
         return f"{scheme}://{host}:{face.port}"
 
+    def wsgi_apps(self) -> dict[str, Any]:
+        """Face name -> its WSGI callable (fault and journal middleware included), to drive a fleet in-process
+        without sockets, as the contract suite's in-process runs do; works whether or not the server started."""
+        return {face.name: face.wsgi for face in self._faces}
+
     def urls(self) -> dict[str, str]:
         """Face name -> base URL; the activation server is under `activation_server`."""
         return {face.name: self._url(face) for face in self._faces}
