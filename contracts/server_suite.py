@@ -1,0 +1,351 @@
+"""The server suite: a Hypothesis state machine that drives a target fleet and compares it with the model.
+
+Against a target with a control plane every example starts from a reset with the clock frozen, and the rules cover
+every licence operation, the activation server, scans, `/readyz`, authentication and the clock. Against a target
+without one (a real Core) the suite only reads, unless destructive steps are allowed; then it runs one short fixed
+sequence (`contracts.sequences`) that leaves the instances unlicensed.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from hypothesis import HealthCheck, Phase, settings
+from hypothesis import strategies as st
+from hypothesis.errors import Flaky
+from hypothesis.stateful import (
+    Bundle,
+    RuleBasedStateMachine,
+    initialize,
+    invariant,
+    multiple,
+    rule,
+    run_state_machine_as_test,
+)
+
+from contracts.checks import (
+    MALFORMED_DEPLOYMENT,
+    MALFORMED_KEY,
+    OUTSIDER,
+    UNKNOWN_KEY,
+    Checker,
+    Step,
+    StepLog,
+    Violation,
+)
+from contracts.model import LicenceFileModel
+from contracts.target import Fleet, TargetError
+
+MIN_INSTANCES = 3
+
+
+@dataclass(frozen=True)
+class SuiteSettings:
+    examples: int = 20  # Hypothesis examples (each a fresh fleet and a sequence of steps)
+    steps: int = 20  # at most this many steps per example
+    derandomize: bool = False  # the same sequences on every run
+    phases: tuple[Phase, ...] = (Phase.explicit, Phase.reuse, Phase.generate, Phase.target, Phase.shrink)
+
+
+@dataclass
+class Report:
+    """What a run found: passed, or the broken rule with the (shrunk) sequence of steps that shows it."""
+
+    mode: str
+    passed: bool
+    instances: list[str] = field(default_factory=list)
+    rule: str | None = None
+    detail: str = ""
+    steps: list[Step] = field(default_factory=list)
+    examples: int = 0
+    total_steps: int = 0
+    seconds: float = 0.0
+    notes: list[str] = field(default_factory=list)
+    coverage: dict[str, int] = field(default_factory=dict)  # rule -> times its answer was seen and checked
+
+    def render(self) -> str:
+        """A readable report: the verdict, then for a failure each step with its HTTP exchanges."""
+        head = f"mockcore-contracts server ({self.mode}) on {', '.join(self.instances) or 'no instances'}"
+        lines = [head, ""]
+        lines.extend(f"note: {note}" for note in self.notes)
+        stats = f"{self.examples} example(s), {self.total_steps} step(s), {self.seconds:.1f} s"
+        if self.passed:
+            lines.append(f"PASSED: every rule held ({stats}).")
+            return "\n".join(lines)
+        lines.append(f"FAILED: rule `{self.rule}` is broken ({stats}).")
+        lines.append(f"  {self.detail}")
+        lines.append("")
+        lines.append(f"The smallest failing sequence found ({len(self.steps)} steps):")
+        for step in self.steps:
+            lines.append("")
+            lines.append(f"step {step.number}: {step.title}")
+            if step.expected:
+                lines.append(f"  expected: {step.expected}")
+            lines.extend(exchange.render() for exchange in step.exchanges)
+        lines.append("")
+        lines.append(f"broken rule: {self.rule}: {self.detail}")
+        return "\n".join(lines)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "mode": self.mode,
+            "passed": self.passed,
+            "rule": self.rule,
+            "detail": self.detail,
+            "examples": self.examples,
+            "steps": self.total_steps,
+            "seconds": round(self.seconds, 3),
+            "notes": self.notes,
+            "sequence": [
+                {
+                    "step": s.number,
+                    "title": s.title,
+                    "expected": s.expected,
+                    "exchanges": [
+                        {
+                            "method": e.method,
+                            "url": e.url,
+                            "status": e.status,
+                            "body": e.response_body.decode("utf-8", "replace"),
+                        }
+                        for e in s.exchanges
+                    ],
+                }
+                for s in self.steps
+            ],
+        }
+
+
+def _quantities() -> st.SearchStrategy[object]:
+    valid = st.one_of(st.just(1), st.integers(1, 1000), st.integers(1, 1000).map(str))
+    invalid = st.sampled_from([0, 1001, -1, "many", 1.5, None, True, [1]])
+    return st.one_of(valid, valid, valid, valid, valid, invalid)
+
+
+def machine_for(fleet: Fleet, log: StepLog) -> type[RuleBasedStateMachine]:
+    """A state machine class bound to this target (a class per run: no module-level state)."""
+    names = list(fleet.instances)
+    checker_box: list[Checker] = []
+
+    def keys_strategy(checker: Checker) -> st.SearchStrategy[str]:
+        real = [k.key for k in checker.keys]
+        odd = st.sampled_from([UNKNOWN_KEY, MALFORMED_KEY])
+        return st.one_of(st.sampled_from(real), st.sampled_from(real), st.sampled_from(real), odd)
+
+    class ServerContract(RuleBasedStateMachine):
+        files = Bundle("files")
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.checker = Checker(fleet, log)
+            checker_box[:] = [self.checker]
+            self.checker.start()
+
+        @initialize(start=st.sampled_from(STARTS))
+        def starting_point(self, start: str) -> None:
+            """Where the example starts: a fresh fleet, or one already walked (through checked steps) to a
+            production with or without a backup, so short examples reach nominations and failovers too."""
+            self.checker.check_fleet()
+            walk_to(self.checker, start)
+
+        @rule(name=st.sampled_from(names), data=st.data(), quantity=_quantities())
+        def activate(self, name: str, data: st.DataObject, quantity: object) -> None:
+            self.checker.activate(name, data.draw(keys_strategy(self.checker), "key"), quantity)
+
+        @rule(name=st.sampled_from(names), file=files, edit=st.sampled_from(["as issued", "as issued", "edited"]))
+        def upload(self, name: str, file: LicenceFileModel, edit: str) -> None:
+            content, label = _maybe_edited(file, edit, self.checker)
+            self.checker.upload(name, content, label)
+
+        @rule(name=st.sampled_from(names), data=st.data(), production=st.sampled_from([*names, None, "own"]))
+        def register_online(self, name: str, data: st.DataObject, production: str | None) -> None:
+            if production is None:
+                deployment = OUTSIDER
+            elif production == "own":
+                deployment = self.checker.model.instances[name].deployment
+            else:
+                deployment = self.checker.model.instances[production].deployment
+            key = data.draw(keys_strategy(self.checker), "key")
+            self.checker.register_online(name, key, deployment)
+
+        @rule(name=st.sampled_from(names), production=st.sampled_from(names))
+        def register_online_with_production_key(self, name: str, production: str) -> None:
+            """The request a runbook sends: the production's own key and deployment (most likely to succeed)."""
+            held = self.checker.model.instances[production]
+            key = held.key or self.checker.keys[0].key
+            self.checker.register_online(name, key, held.deployment)
+
+        @rule(name=st.sampled_from(names), file=files, edit=st.sampled_from(["as issued", "as issued", "edited"]))
+        def register_offline(self, name: str, file: LicenceFileModel, edit: str) -> None:
+            content, label = _maybe_edited(file, edit, self.checker)
+            self.checker.register_offline(name, content, label)
+
+        @rule(name=st.sampled_from(names))
+        def unregister(self, name: str) -> None:
+            self.checker.unregister(name)
+
+        @rule(name=st.sampled_from(names))
+        def nominate(self, name: str) -> None:
+            self.checker.nominate(name)
+
+        @rule(data=st.data())
+        def nominate_a_backup(self, data: st.DataObject) -> None:
+            """Nominate an instance the model says is a backup (any instance when there is none): failovers are
+            what users run, so the suite asks for them often."""
+            backups = [n for n, i in self.checker.model.instances.items() if i.is_backup] or names
+            self.checker.nominate(data.draw(st.sampled_from(backups), "backup"))
+
+        @rule(name=st.sampled_from(names))
+        def deactivate(self, name: str) -> None:
+            self.checker.deactivate(name)
+
+        @rule(
+            target=files,
+            data=st.data(),
+            owner=st.sampled_from([*names, None, "malformed"]),
+            quantity=st.one_of(st.just(1), st.just(1), st.sampled_from([0, 1001])),
+        )
+        def obtain_file(self, data: st.DataObject, owner: str | None, quantity: int) -> object:
+            if owner is None:
+                deployment = OUTSIDER
+            elif owner == "malformed":
+                deployment = MALFORMED_DEPLOYMENT
+            else:
+                deployment = self.checker.model.instances[owner].deployment
+            issued = self.checker.obtain_file(data.draw(keys_strategy(self.checker), "key"), deployment, quantity)
+            return multiple() if issued is None else issued
+
+        @rule(data=st.data(), owner=st.sampled_from([*names, None]))
+        def free_slot(self, data: st.DataObject, owner: str | None) -> None:
+            deployment = OUTSIDER if owner is None else self.checker.model.instances[owner].deployment
+            self.checker.free_slot(data.draw(keys_strategy(self.checker), "key"), deployment)
+
+        @rule(name=st.sampled_from(names))
+        def scan(self, name: str) -> None:
+            self.checker.scan(name)
+
+        @rule(name=st.sampled_from(names))
+        def readiness(self, name: str) -> None:
+            self.checker.readiness(name)
+
+        @rule(name=st.sampled_from(names), missing=st.booleans())
+        def unauthenticated(self, name: str, missing: bool) -> None:
+            self.checker.unauthenticated(name, missing)
+
+        @rule(days=st.sampled_from([1, 7, 30, 120, 200, 400]))
+        def advance_clock(self, days: int) -> None:
+            self.checker.advance_clock(days)
+
+        @invariant()
+        def fleet_agrees_with_model(self) -> None:
+            self.checker.check_fleet()
+
+    if not fleet.control:
+        del ServerContract.advance_clock  # type: ignore[attr-defined]
+    return ServerContract
+
+
+STARTS = ("fresh", "production", "production and online backup", "production and offline backup")
+
+
+def walk_to(checker: Checker, start: str) -> None:
+    """Walk a fresh fleet to a starting point with ordinary, checked steps (first instance production, second
+    backup, first key)."""
+    names = list(checker.fleet.instances)
+    if start == "fresh" or not checker.keys:
+        return
+    key, production = checker.keys[0].key, names[0]
+    if start == "production and offline backup":
+        issued = checker.obtain_file(key, checker.model.instances[production].deployment)
+        if issued is None:
+            return
+        checker.upload(production, issued.content, f"the licence file issued for {production}")
+        if len(names) > 1:
+            checker.check_fleet()
+            checker.register_offline(names[1], issued.content, f"the licence file issued for {production}")
+    else:
+        checker.activate(production, key, 1)
+        if start == "production and online backup" and len(names) > 1:
+            checker.check_fleet()
+            checker.register_online(names[1], key, checker.model.instances[production].deployment)
+    checker.check_fleet()
+
+
+def _maybe_edited(file: LicenceFileModel, edit: str, checker: Checker) -> tuple[bytes, str]:
+    owner = checker.model.deployments().get(file.deployment, "an outside machine")
+    label = f"the licence file issued for {owner}" if owner != "an outside machine" else "an outside machine's file"
+    if edit == "as issued":
+        return file.content, label
+    return edit_licence_file(file.content), f"{label}, edited"
+
+
+def edit_licence_file(content: bytes) -> bytes:
+    """A licence file someone tampered with: the `licensed_to` (or, in a format we do not know, one byte) changed."""
+    marker = b"licensed_to:"
+    at = content.find(marker)
+    if at >= 0:
+        return content[: at + len(marker)] + b" 'someone else'" + content[content.index(b"\n", at) :]
+    middle = len(content) // 2
+    return content[:middle] + bytes([content[middle] ^ 0x01]) + content[middle + 1 :]
+
+
+def run_state_machine(fleet: Fleet, suite: SuiteSettings) -> Report:
+    """Explore the target with the state machine (targets with a control plane)."""
+    log = StepLog()
+    machine = machine_for(fleet, log)
+    report = Report(mode="explore", passed=True, instances=list(fleet.instances))
+    if len(fleet.instances) < MIN_INSTANCES:
+        report.notes.append(
+            f"the target has {len(fleet.instances)} instance(s); backups and nominations are explored best with "
+            f"{MIN_INSTANCES} or more (mockcore serve --instance a --instance b --instance c)"
+        )
+    hypothesis_settings = settings(
+        max_examples=suite.examples,
+        stateful_step_count=suite.steps,
+        deadline=None,
+        derandomize=suite.derandomize,
+        database=None,
+        phases=suite.phases,
+        suppress_health_check=list(HealthCheck),
+        report_multiple_bugs=False,
+        print_blob=False,
+    )
+    started = time.monotonic()
+    try:
+        run_state_machine_as_test(machine, settings=hypothesis_settings)
+    except Violation as broken:
+        report.passed, report.rule, report.detail = False, broken.rule, broken.detail
+        report.steps = list(log.steps)
+    except Flaky as flaky:
+        report.passed, report.rule = False, "deterministic-answers"
+        report.detail = f"the same sequence gave different answers on a replay: {flaky}"
+        report.steps = list(log.steps)
+    except TargetError as exc:
+        report.passed, report.rule, report.detail = False, "target-description", str(exc)
+    report.examples, report.total_steps = log.runs, log.total_steps
+    report.coverage = dict(sorted(log.outcomes.items()))
+    report.seconds = time.monotonic() - started
+    return report
+
+
+def run_checked(mode: str, fleet: Fleet, body: Callable[[Checker], None]) -> Report:
+    """Run a fixed sequence through a Checker, turning a violation into a report."""
+    log = StepLog()
+    checker = Checker(fleet, log)
+    report = Report(mode=mode, passed=True, instances=list(fleet.instances))
+    started = time.monotonic()
+    log.start_run()
+    try:
+        body(checker)
+    except Violation as broken:
+        report.passed, report.rule, report.detail = False, broken.rule, broken.detail
+        report.steps = list(log.steps)
+    except TargetError as exc:
+        report.passed, report.rule, report.detail = False, "target-description", str(exc)
+    report.examples, report.total_steps = log.runs, log.total_steps
+    report.coverage = dict(sorted(log.outcomes.items()))
+    report.seconds = time.monotonic() - started
+    return report
