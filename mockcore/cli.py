@@ -1,4 +1,6 @@
-"""`mockcore` command line: `mockcore serve` runs a fleet until SIGINT or SIGTERM."""
+"""`mockcore` command line: `mockcore serve` runs a fleet until SIGINT or SIGTERM; `mockcore demo` runs a narrated
+failover against one; `mockcore diagram` draws the licence lifecycle; `mockcore screenshot` photographs the
+dashboard."""
 
 from __future__ import annotations
 
@@ -313,3 +315,165 @@ def serve(
             except StateFileError as exc:
                 raise click.ClickException(str(exc)) from exc
         click.echo("mockcore: stopped", err=True)
+
+
+# `mockcore demo`, `mockcore diagram`, `mockcore screenshot`: showing the fleet to people. Their modules (rich,
+# Playwright) are imported when the command runs, so `mockcore serve` starts without them.
+
+
+def _demo_names() -> list[str]:
+    from mockcore.demo.scripts import DEMOS
+
+    return list(DEMOS)
+
+
+@main.command()
+@click.argument("name", required=False, metavar="[DEMO]")
+@click.option("--list", "list_demos", is_flag=True, help="List the demos and exit.")
+@click.option(
+    "--url",
+    default=None,
+    help="A running fleet (any face of `mockcore serve`). Default: start a fleet of its own (prod, backup).",
+)
+@click.option(
+    "--admin",
+    default="admin:admin",
+    show_default=True,
+    metavar="USER:PASSWORD",
+    help="Log in with this account (POST /login) to get a session id.",
+)
+@click.option("--apikey", default=None, help="Send this API key instead of logging in.")
+@click.option(
+    "--control-token",
+    default=None,
+    envvar="MOCKCORE_CONTROL_TOKEN",
+    help="The fleet's control token (X-Mock-Control-Token), for /_mock/info, /_mock/state and --reset.",
+)
+@click.option(
+    "--reset",
+    is_flag=True,
+    help="Reset the fleet first (POST /_mock/reset: discards its state). Without it, a fleet that is not at the "
+    "demo's start (two unlicensed instances, a key with a free slot) is refused.",
+)
+@click.option("--prod", default=None, help="The production instance. Default: the fleet's first.")
+@click.option("--backup", default=None, help="The backup instance. Default: the fleet's second.")
+@click.option("--key", default=None, help="The activation key. Default: the first unexpired one with a free slot.")
+@click.option(
+    "--ca-cert",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=None,
+    help="CA certificate to trust for an HTTPS fleet (`ca_cert` in the ready file of `mockcore serve --tls`).",
+)
+@click.option("--pause", is_flag=True, help="Wait for Enter before each step (the prompt goes to stderr).")
+@click.option(
+    "--json",
+    "as_json",
+    is_flag=True,
+    help="JSON lines on stdout: a `start` object, one `step` object per step, then `outcome` (or `problem`).",
+)
+def demo(
+    name: str | None,
+    list_demos: bool,
+    url: str | None,
+    admin: str,
+    apikey: str | None,
+    control_token: str | None,
+    reset: bool,
+    prod: str | None,
+    backup: str | None,
+    key: str | None,
+    ca_cert: Path | None,
+    pause: bool,
+    as_json: bool,
+) -> None:
+    """Run a narrated failover demo with real HTTP calls: online-failover or offline-failover.
+
+    Exit code 0 when every answer was the expected one, 1 when a step's answer was not, 3 when the fleet cannot
+    run the demo (unreachable, fewer than two instances, not at the demo's start, no free slot)."""
+    from mockcore.demo.command import list_document, run_demo
+    from mockcore.demo.runner import Credentials, Options
+
+    if list_demos:
+        if name is not None:
+            raise click.UsageError("--list takes no DEMO")
+        document = list_document()
+        if as_json:
+            click.echo(json.dumps(document))
+        else:
+            for demo_name, description in document.items():
+                click.echo(f"{demo_name:18} {description}")
+        return
+    if name is None:
+        raise click.UsageError(f"name a demo ({', '.join(_demo_names())}), or --list")
+    if name not in _demo_names():
+        raise click.BadParameter(f"{name!r}: known demos are {', '.join(_demo_names())}", param_hint="DEMO")
+    user, sep, password = admin.partition(":")
+    if not sep or not user or not password:
+        raise click.BadParameter("expected USER:PASSWORD", param_hint="--admin")
+    if apikey is not None and not apikey:
+        raise click.BadParameter("must not be empty", param_hint="--apikey")
+    options = Options(prod=prod, backup=backup, key=key, reset=reset, credentials=Credentials(user, password, apikey))
+
+    def wait_for_enter() -> None:
+        click.echo("Press Enter for the next step (Ctrl-C stops) ", err=True, nl=False)
+        click.get_text_stream("stdin").readline()
+
+    code = run_demo(
+        name,
+        options,
+        url=url,
+        control_token=control_token or None,
+        verify=str(ca_cert) if ca_cert is not None else True,
+        as_json=as_json,
+        pause=wait_for_enter if pause else None,
+    )
+    raise SystemExit(code)
+
+
+@main.command()
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["mermaid", "svg"]),
+    default="mermaid",
+    show_default=True,
+    help="Mermaid stateDiagram-v2 text, or an SVG drawn here (no graphviz).",
+)
+@click.option(
+    "--output",
+    "-o",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Write to this file instead of stdout.",
+)
+def diagram(fmt: str, output: Path | None) -> None:
+    """The licence lifecycle's state diagram, drawn from the state machine's own transition table."""
+    from mockcore import diagram as diagrams
+
+    drawn = diagrams.derive()
+    text = diagrams.mermaid(drawn) if fmt == "mermaid" else diagrams.svg(drawn)
+    if output is None:
+        click.echo(text, nl=False)
+    else:
+        _write_atomically(output, text)
+
+
+@main.command()
+@click.argument("output", type=click.Path(dir_okay=False, path_type=Path))
+@click.option(
+    "--chromium",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=Path("/usr/bin/chromium"),
+    show_default=True,
+    help="The Chromium to drive (Debian's `chromium` package); Playwright must be installed (the test extra).",
+)
+def screenshot(output: Path, chromium: Path) -> None:
+    """Save a PNG of the dashboard in the middle of an online failover (the README's picture): starts a fleet of
+    its own, clicks through the failover in headless Chromium and photographs the page."""
+    from mockcore.demo.screenshot import ScreenshotError, take
+
+    try:
+        take(output, chromium)
+    except ScreenshotError as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo(str(output))

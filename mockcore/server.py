@@ -22,6 +22,7 @@ from mockcore.fleet import Fleet
 from mockcore.http.activation_api import create_activation_app
 from mockcore.http.control_api import create_control_blueprint
 from mockcore.http.core_api import create_core_app
+from mockcore.http.dashboard import create_dashboard_blueprint
 from mockcore.http.middleware import DROP_KEY, FaceMiddleware
 from mockcore.tls import TlsFiles
 
@@ -80,6 +81,9 @@ class FleetServer:
         )
         for face in self._faces:
             face.app.register_blueprint(create_control_blueprint(fleet, self.urls, options.control_token))
+            face.app.register_blueprint(
+                create_dashboard_blueprint(fleet, self.urls, self.wsgi_apps, options.control_token)
+            )
             if options.on_change is not None:
                 face.app.after_request(self._after_change)
             if face.name == ACTIVATION:
