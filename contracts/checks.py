@@ -93,7 +93,7 @@ class Checker:
         self.conn = fleet.connection
         self.names = list(fleet.instances)
         self.know_clock = fleet.control if know_clock is None else know_clock
-        self.model: Model = Model({}, [], date.today())
+        self.model: Model = Model({}, [], date.today(), fleet.target.catalogue)
         self.keys: list[KeySpec] = []
         self.refused_last = False  # the last operation was refused: nothing may have changed
 
@@ -126,7 +126,7 @@ class Checker:
             for key, holders in self.fleet.holders().items():
                 if holders:
                     raise Violation("starts-with-free-slots", f"key {key} has slots held at the start: {holders}")
-        self.model = Model(deployments, keys, today)
+        self.model = Model(deployments, keys, today, self.fleet.target.catalogue)
 
     # HTTP
 

@@ -26,6 +26,7 @@ from hypothesis.stateful import (
     run_state_machine_as_test,
 )
 
+from contracts import parity
 from contracts.checks import (
     MALFORMED_DEPLOYMENT,
     MALFORMED_KEY,
@@ -37,6 +38,7 @@ from contracts.checks import (
     Violation,
 )
 from contracts.model import LicenceFileModel
+from contracts.sequences import failover, read_only
 from contracts.target import Fleet, TargetError
 
 MIN_INSTANCES = 3
@@ -135,6 +137,14 @@ def machine_for(fleet: Fleet, log: StepLog) -> type[RuleBasedStateMachine]:
         odd = st.sampled_from([UNKNOWN_KEY, MALFORMED_KEY])
         return st.one_of(st.sampled_from(real), st.sampled_from(real), st.sampled_from(real), odd)
 
+    def instance(machine: RuleBasedStateMachine, data: st.DataObject) -> str:
+        """Any instance, a backup or an active one, a third of the time each (any when there is none): the
+        refusals of SPEC §3 are per state, so every state is asked for often."""
+        model = machine.checker.model  # type: ignore[attr-defined]
+        backups = [n for n, i in model.instances.items() if i.is_backup] or names
+        actives = [n for n, i in model.instances.items() if i.state == "active"] or names
+        return data.draw(st.one_of(st.sampled_from(names), st.sampled_from(backups), st.sampled_from(actives)), "on")
+
     class ServerContract(RuleBasedStateMachine):
         files = Bundle("files")
 
@@ -151,56 +161,59 @@ def machine_for(fleet: Fleet, log: StepLog) -> type[RuleBasedStateMachine]:
             self.checker.check_fleet()
             walk_to(self.checker, start)
 
-        @rule(name=st.sampled_from(names), data=st.data(), quantity=_quantities())
-        def activate(self, name: str, data: st.DataObject, quantity: object) -> None:
-            self.checker.activate(name, data.draw(keys_strategy(self.checker), "key"), quantity)
+        def on(self, data: st.DataObject) -> str:
+            return instance(self, data)
 
-        @rule(name=st.sampled_from(names), file=files, edit=st.sampled_from(["as issued", "as issued", "edited"]))
-        def upload(self, name: str, file: LicenceFileModel, edit: str) -> None:
+        @rule(data=st.data(), quantity=_quantities())
+        def activate(self, data: st.DataObject, quantity: object) -> None:
+            self.checker.activate(self.on(data), data.draw(keys_strategy(self.checker), "key"), quantity)
+
+        @rule(
+            data=st.data(),
+            file=files,
+            edit=st.sampled_from(["as issued", "as issued", "edited"]),
+            to_owner=st.booleans(),
+        )
+        def upload(self, data: st.DataObject, file: LicenceFileModel, edit: str, to_owner: bool) -> None:
+            """Upload a file, half the time to the instance it was issued for (the one that may accept it)."""
             content, label = _maybe_edited(file, edit, self.checker)
-            self.checker.upload(name, content, label)
+            owner = self.checker.model.deployments().get(file.deployment)
+            self.checker.upload(owner if to_owner and owner else self.on(data), content, label)
 
-        @rule(name=st.sampled_from(names), data=st.data(), production=st.sampled_from([*names, None, "own"]))
-        def register_online(self, name: str, data: st.DataObject, production: str | None) -> None:
+        @rule(data=st.data(), production=st.sampled_from([*names, None, "own"]))
+        def register_online(self, data: st.DataObject, production: str | None) -> None:
+            name = self.on(data)
             if production is None:
                 deployment = OUTSIDER
             elif production == "own":
                 deployment = self.checker.model.instances[name].deployment
             else:
                 deployment = self.checker.model.instances[production].deployment
-            key = data.draw(keys_strategy(self.checker), "key")
-            self.checker.register_online(name, key, deployment)
+            self.checker.register_online(name, data.draw(keys_strategy(self.checker), "key"), deployment)
 
-        @rule(name=st.sampled_from(names), production=st.sampled_from(names))
-        def register_online_with_production_key(self, name: str, production: str) -> None:
+        @rule(data=st.data(), production=st.sampled_from(names))
+        def register_online_with_production_key(self, data: st.DataObject, production: str) -> None:
             """The request a runbook sends: the production's own key and deployment (most likely to succeed)."""
             held = self.checker.model.instances[production]
             key = held.key or self.checker.keys[0].key
-            self.checker.register_online(name, key, held.deployment)
+            self.checker.register_online(self.on(data), key, held.deployment)
 
-        @rule(name=st.sampled_from(names), file=files, edit=st.sampled_from(["as issued", "as issued", "edited"]))
-        def register_offline(self, name: str, file: LicenceFileModel, edit: str) -> None:
+        @rule(data=st.data(), file=files, edit=st.sampled_from(["as issued", "as issued", "edited"]))
+        def register_offline(self, data: st.DataObject, file: LicenceFileModel, edit: str) -> None:
             content, label = _maybe_edited(file, edit, self.checker)
-            self.checker.register_offline(name, content, label)
-
-        @rule(name=st.sampled_from(names))
-        def unregister(self, name: str) -> None:
-            self.checker.unregister(name)
-
-        @rule(name=st.sampled_from(names))
-        def nominate(self, name: str) -> None:
-            self.checker.nominate(name)
+            self.checker.register_offline(self.on(data), content, label)
 
         @rule(data=st.data())
-        def nominate_a_backup(self, data: st.DataObject) -> None:
-            """Nominate an instance the model says is a backup (any instance when there is none): failovers are
-            what users run, so the suite asks for them often."""
-            backups = [n for n, i in self.checker.model.instances.items() if i.is_backup] or names
-            self.checker.nominate(data.draw(st.sampled_from(backups), "backup"))
+        def unregister(self, data: st.DataObject) -> None:
+            self.checker.unregister(self.on(data))
 
-        @rule(name=st.sampled_from(names))
-        def deactivate(self, name: str) -> None:
-            self.checker.deactivate(name)
+        @rule(data=st.data())
+        def nominate(self, data: st.DataObject) -> None:
+            self.checker.nominate(self.on(data))
+
+        @rule(data=st.data())
+        def deactivate(self, data: st.DataObject) -> None:
+            self.checker.deactivate(self.on(data))
 
         @rule(
             target=files,
@@ -223,17 +236,17 @@ def machine_for(fleet: Fleet, log: StepLog) -> type[RuleBasedStateMachine]:
             deployment = OUTSIDER if owner is None else self.checker.model.instances[owner].deployment
             self.checker.free_slot(data.draw(keys_strategy(self.checker), "key"), deployment)
 
-        @rule(name=st.sampled_from(names))
-        def scan(self, name: str) -> None:
-            self.checker.scan(name)
+        @rule(data=st.data())
+        def scan(self, data: st.DataObject) -> None:
+            self.checker.scan(self.on(data))
 
-        @rule(name=st.sampled_from(names))
-        def readiness(self, name: str) -> None:
-            self.checker.readiness(name)
+        @rule(data=st.data())
+        def readiness(self, data: st.DataObject) -> None:
+            self.checker.readiness(self.on(data))
 
-        @rule(name=st.sampled_from(names), missing=st.booleans())
-        def unauthenticated(self, name: str, missing: bool) -> None:
-            self.checker.unauthenticated(name, missing)
+        @rule(data=st.data(), missing=st.booleans())
+        def unauthenticated(self, data: st.DataObject, missing: bool) -> None:
+            self.checker.unauthenticated(self.on(data), missing)
 
         @rule(days=st.sampled_from([1, 7, 30, 120, 200, 400]))
         def advance_clock(self, days: int) -> None:
@@ -349,3 +362,62 @@ def run_checked(mode: str, fleet: Fleet, body: Callable[[Checker], None]) -> Rep
     report.coverage = dict(sorted(log.outcomes.items()))
     report.seconds = time.monotonic() - started
     return report
+
+
+@dataclass
+class ServerRun:
+    """Everything `mockcore-contracts server` did: the reports of each part, and the parity comparison."""
+
+    reports: list[Report] = field(default_factory=list)
+    parity: list[str] = field(default_factory=list)  # differences from the recorded snapshot
+    snapshot: dict[str, Any] | None = None  # what this run recorded (the failover sequence's answers)
+    skipped: list[str] = field(default_factory=list)  # parts not run, and why
+
+    @property
+    def passed(self) -> bool:
+        return all(r.passed for r in self.reports) and not self.parity
+
+
+def run_server_suite(
+    fleet: Fleet, suite: SuiteSettings, *, recording: bool = False, recorded: dict[str, Any] | None = None
+) -> ServerRun:
+    """What the suite runs on a target, by what the target can do:
+
+    - control plane: the state machine (or, to record or compare parity, the fixed failover sequence);
+    - no control plane: the read-only checks; with destructive steps allowed, then the failover sequence.
+    """
+    run = ServerRun()
+    wants_parity = recording or recorded is not None
+    if not fleet.control:
+        run.reports.append(run_checked("read-only", fleet, _read_only_started))
+        if not fleet.target.allow_destructive:
+            run.skipped.append(
+                "destructive steps: the target has no control plane (a real Core?); pass --allow-destructive to run "
+                "the short failover sequence, which activates, registers, nominates and deactivates the first two "
+                "instances and leaves them unlicensed"
+            )
+            return run
+    if fleet.control and not wants_parity:
+        run.reports.append(run_state_machine(fleet, suite))
+        return run
+    log_holder: list[Checker] = []
+
+    def sequence(checker: Checker) -> None:
+        log_holder.append(checker)
+        failover(checker)
+
+    report = run_checked("failover sequence", fleet, sequence)
+    run.reports.append(report)
+    if log_holder and wants_parity:
+        checker = log_holder[0]
+        masks = parity.masks_for(
+            fleet.instances, fleet.activation_url, fleet.deployments, [k.key for k in checker.keys]
+        )
+        run.snapshot = parity.snapshot(checker.log.steps, masks)
+        if recorded is not None:
+            run.parity = parity.compare(recorded, run.snapshot)
+    return run
+
+
+def _read_only_started(checker: Checker) -> None:
+    read_only(checker)

@@ -17,7 +17,7 @@ from typing import Any
 import yaml
 
 from contracts.exchange import Connection
-from contracts.model import KEY_FORMAT
+from contracts.model import CATALOGUE, KEY_FORMAT, CatalogueEntry
 
 CONTROL_TOKEN_HEADER = "X-Mock-Control-Token"
 
@@ -59,6 +59,7 @@ class Target:
     verify: bool | str = True  # TLS: False, True, or a CA bundle path
     wsgi_apps: dict[str, Any] = field(default_factory=dict)  # base URL -> WSGI callable, for in-process runs
     allow_destructive: bool = False
+    catalogue: dict[str, CatalogueEntry] = field(default_factory=lambda: dict(CATALOGUE))
 
     @classmethod
     def from_urls(cls, urls: Sequence[str], **kwargs: Any) -> Target:
@@ -113,6 +114,28 @@ class Target:
 
     def connect(self) -> Connection:
         return Connection(self.wsgi_apps, self.verify)
+
+
+def load_overrides(path: Path) -> dict[str, CatalogueEntry]:
+    """The catalogue with a fidelity overrides file applied (the format `mockcore serve --overrides` reads:
+    `errors: {E_CODE: {status: N, text: "..."}}`), so the suite expects the texts the target was told to say."""
+    try:
+        doc = yaml.safe_load(path.read_text())
+    except (OSError, yaml.YAMLError) as exc:
+        raise TargetError(f"cannot read the overrides file {path}: {exc}") from exc
+    errors = doc.get("errors", {}) if isinstance(doc, dict) else None
+    if not isinstance(errors, dict):
+        raise TargetError(f"{path}: expected a mapping with an `errors` mapping")
+    catalogue = dict(CATALOGUE)
+    for code, entry in errors.items():
+        base = catalogue.get(code)
+        if base is None or not isinstance(entry, dict) or set(entry) - {"status", "text"}:
+            raise TargetError(f"{path}: {code!r} is not a catalogue code with `status` and/or `text`")
+        status, text = entry.get("status", base.status), entry.get("text", base.text)
+        if not isinstance(status, int) or not 100 <= status <= 599 or not isinstance(text, str):
+            raise TargetError(f"{path}: {code}: status is an HTTP status and text a string")
+        catalogue[code] = CatalogueEntry(status, text)
+    return catalogue
 
 
 def _optional_str(doc: Mapping[str, Any], name: str) -> str | None:

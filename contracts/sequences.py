@@ -1,0 +1,151 @@
+"""Fixed sequences, for targets the state machine must not roam: a read-only check (any target, nothing changed)
+and a short destructive failover (a real Core, with `--allow-destructive`), also used to record parity snapshots.
+"""
+
+from __future__ import annotations
+
+from contracts.checks import EXPIRATION, UNKNOWN_APIKEY, Checker, Violation
+from contracts.exchange import Exchange
+
+
+def read_only(checker: Checker) -> None:
+    """Reads and refusals that change nothing on a conforming server, whatever state each instance is in:
+    authentication, the licence view's shape, and that the backup flag, `/readyz` and the licence agree."""
+    for name in checker.names:
+        step = checker._begin(f"read the licence of {name}")
+        licence = checker._get(name, "/admin/license")
+        flag = checker._get(name, "/admin/license/backup")
+        ready = checker.conn.request("GET", checker._url(name, "/readyz?verbose=true"))
+        step.exchanges = checker.conn.recorder.take()
+        body = _object(licence, "licence-view")
+        is_backup = _object(flag, "backup-flag-agrees-with-licence").get("is_backup")
+        if not isinstance(is_backup, bool):
+            raise Violation("backup-flag-agrees-with-licence", f"is_backup must be a boolean, got {is_backup!r}")
+        licensed = "days_left" in body
+        if not licensed:
+            expected = {"deployment", "deployment_id"} | ({"reactivate"} if "reactivate" in body else set())
+            if set(body) != expected or body["deployment"] != body["deployment_id"]:
+                raise Violation("licence-view", f"{name}: an unlicensed view is deployment + deployment_id, got {body}")
+            if is_backup:
+                raise Violation("backup-flag-agrees-with-licence", f"{name} is unlicensed yet says it is a backup")
+        elif not EXPIRATION.fullmatch(str(body.get("expiration"))) or not isinstance(body.get("days_left"), int):
+            raise Violation("licence-view-shape", f"{name}: expiration MM/DD/YYYY and an int days_left, got {body}")
+        status = _object(ready, "readyz").get("license")
+        status = status.get("status") if isinstance(status, dict) else None
+        if not licensed and (ready.status, status) != (503, "invalid"):
+            raise Violation("readyz-unlicensed", f"{name} is unlicensed: /readyz must be 503 invalid, got {status}")
+        if licensed and body["days_left"] > 0 and (ready.status, status) != (200, "ok"):
+            raise Violation("readyz-licensed", f"{name} is licensed: /readyz must be 200 ok, got {status}")
+        checker.log.outcomes["read-only-licence"] += 1
+
+        for missing in (True, False):
+            step = checker._begin(
+                f"read the licence of {name} {'without an apikey' if missing else 'with an unknown one'}"
+            )
+            headers = {} if missing else {"apikey": UNKNOWN_APIKEY}
+            answer = checker.conn.request("GET", checker._url(name, "/admin/license"), headers=headers)
+            step.exchanges = checker.conn.recorder.take()
+            code = "E_ACCESS_MISSING" if missing else "E_ACCESS"
+            checker._compare(
+                checker.model.error(code, "apikey-required" if missing else "apikey-must-be-known"), answer
+            )
+
+        # Refusals that cannot change anything: each is refused in the state the instance is in.
+        refusals = REFUSALS_OF_BACKUP if is_backup else REFUSALS_OF_PRODUCTION if licensed else REFUSALS_OF_UNLICENSED
+        for method, path, code, rule in refusals:
+            _refused(checker, name, method, path, code, rule, b"sample" if path == "/file" else None)
+
+
+# Refusals that change nothing on a conforming server, by the state the instance is in: (method, path, code, rule).
+REFUSALS_OF_BACKUP = (
+    ("POST", "/admin/license/deactivation", "E_DEACTIVATE_BACKUP", "no-deactivation-of-backup"),
+    ("POST", "/file", "E_SCAN_BACKUP", "no-scan-on-backup"),
+)
+REFUSALS_OF_PRODUCTION = (
+    ("DELETE", "/admin/license/backup", "E_NOT_BACKUP_REMOVE", "unregister-needs-backup"),
+    ("POST", "/admin/license/backup/nomination", "E_NOT_BACKUP", "nomination-needs-backup"),
+)
+REFUSALS_OF_UNLICENSED = (
+    *REFUSALS_OF_PRODUCTION,
+    ("POST", "/admin/license/deactivation", "E_NOT_ACTIVE", "deactivation-needs-active"),
+    ("POST", "/file", "E_SCAN_UNLICENSED", "no-scan-unlicensed"),
+)
+
+
+def _refused(
+    checker: Checker, name: str, method: str, path: str, code: str, rule: str, body: bytes | None = None
+) -> None:
+    step = checker._begin(f"{method} {path} on {name} (refused in its state)")
+    headers = checker._auth(name)
+    answer = checker.conn.request(method, checker._url(name, path), headers=headers, body=body)
+    step.exchanges = checker.conn.recorder.take()
+    outcome = checker.model.error(code, rule)
+    step.expected = f"{outcome.status} {code}"
+    checker._compare(outcome, answer)
+    checker.log.outcomes[rule] += 1
+
+
+def _object(exchange: Exchange, rule: str) -> dict[str, object]:
+    try:
+        body = exchange.json()
+    except ValueError as exc:
+        raise Violation(rule, f"{exchange.method} {exchange.url}: not JSON: {exchange.response_body[:200]!r}") from exc
+    if not isinstance(body, dict):
+        raise Violation(rule, f"{exchange.method} {exchange.url}: not a JSON object: {body!r}")
+    return body
+
+
+def failover(checker: Checker) -> None:
+    """The documented failovers, online then offline, each step checked against the model, ending with every
+    instance it used unlicensed. Needs two unlicensed instances and a key with two free slots."""
+    names = checker.names
+    if len(names) < 2:
+        raise Violation("target-description", "the failover sequence needs two instances")
+    if not checker.keys:
+        raise Violation("target-description", "the failover sequence needs an activation key (KEY:SLOTS)")
+    prod, backup = names[0], names[1]
+    key = checker.keys[0].key
+    checker.start()
+    checker.check_fleet()
+    # Online failover: activate, register the backup with headers, nominate.
+    checker.activate(prod, key, 1)
+    checker.check_fleet()
+    prod_deployment = checker.model.instances[prod].deployment
+    checker.register_online(backup, key, prod_deployment)
+    checker.check_fleet()
+    checker.scan(backup)
+    checker.activate(backup, key, 1)
+    checker.nominate(backup)
+    checker.check_fleet()
+    checker.scan(backup)
+    checker.scan(prod)
+    checker.readiness(prod)
+    # Step down: the new production deactivates; both instances are unlicensed and hold no slot.
+    checker.deactivate(backup)
+    checker.check_fleet()
+    checker.deactivate(prod)
+    if checker.fleet.activation_url is None:
+        return
+    # Offline failover: a licence file for the production, the backup registered with it, nomination refused,
+    # then the documented way: free the production, a file for the backup, unregister, upload.
+    issued = checker.obtain_file(key, prod_deployment)
+    if issued is None:
+        raise Violation("activation-server-issues-file", "the activation server issued no file for the production")
+    checker.upload(prod, issued.content, f"the licence file issued for {prod}")
+    checker.check_fleet()
+    checker.register_offline(backup, issued.content, f"the licence file issued for {prod}")
+    checker.check_fleet()
+    checker.nominate(backup)
+    checker.free_slot(key, prod_deployment)
+    own = checker.obtain_file(key, checker.model.instances[backup].deployment)
+    if own is None:
+        raise Violation("activation-server-issues-file", "the activation server issued no file for the backup")
+    checker.unregister(backup)
+    checker.upload(backup, own.content, f"the licence file issued for {backup}")
+    checker.check_fleet()
+    checker.scan(backup)
+    # Clean up: the backup steps down and its slot is freed; the old production's local licence is dropped.
+    checker.deactivate(backup)
+    checker.free_slot(key, checker.model.instances[backup].deployment)
+    checker.deactivate(prod)
+    checker.check_fleet()
