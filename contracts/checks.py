@@ -104,6 +104,7 @@ class Checker:
         self.log.start_run()
         if self.fleet.control:
             self.fleet.control_request("POST", "reset")
+            self.fleet.log_in_again()
             self.fleet.control_request("PUT", "clock", {"frozen": True})
         self.keys = self.fleet.keys()
         today = self.fleet.today() or datetime.now().date()

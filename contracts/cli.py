@@ -138,8 +138,8 @@ def server(
     except (TargetError, parity.SnapshotError) as exc:
         console.print(f"[bold red]error:[/] {exc}", markup=True)
         sys.exit(2)
-    if record is not None and run.snapshot is not None:
-        parity.write(record, run.snapshot)
+    if record is not None and run.snapshot is not None and run.passed:
+        parity.write(record, run.snapshot)  # a failed run's answers are no reference
     if as_json:
         print(json.dumps(_as_json(run, record), indent=2))
     else:
@@ -152,7 +152,7 @@ def _as_json(run: ServerRun, record: Path | None) -> dict[str, object]:
         "passed": run.passed,
         "reports": [r.as_dict() for r in run.reports],
         "parity_differences": run.parity,
-        "recorded": str(record) if record is not None and run.snapshot is not None else None,
+        "recorded": str(record) if record is not None and run.snapshot is not None and run.passed else None,
         "skipped": run.skipped,
     }
 
@@ -169,13 +169,14 @@ def _print(console: Console, run: ServerRun, record: Path | None) -> None:
     for skipped in run.skipped:
         console.print(f"skipped: {skipped}", style="yellow", markup=False)
     if record is not None and run.snapshot is not None:
-        console.print(f"parity snapshot written to {record}", markup=False)
+        written = f"parity snapshot written to {record}" if run.passed else "no parity snapshot written: the run failed"
+        console.print(written, markup=False)
     if run.parity:
         console.print(
             f"PARITY: {len(run.parity)} difference(s) from the recorded snapshot:", style="bold red", markup=False
         )
         for difference in run.parity:
             console.print(f"  {difference}", markup=False)
-    elif any(r.mode == "failover sequence" for r in run.reports) and record is None:
+    elif run.passed and any(r.mode == "failover sequence" for r in run.reports) and record is None:
         console.print("parity: no difference from the recorded snapshot", style="green", markup=False)
     console.print("PASSED" if run.passed else "FAILED", style="bold green" if run.passed else "bold red", markup=False)

@@ -50,23 +50,19 @@ def read_only(checker: Checker) -> None:
                 checker.model.error(code, "apikey-required" if missing else "apikey-must-be-known"), answer
             )
 
-        # Refusals that cannot change anything: each is refused in the state the instance is in.
-        refusals = REFUSALS_OF_BACKUP if is_backup else REFUSALS_OF_PRODUCTION if licensed else REFUSALS_OF_UNLICENSED
+        # Refusals that change nothing: only where the state is beyond doubt. An unlicensed view is unambiguous;
+        # a licensed one may be a production or a backup, and the flag may be the very thing that is wrong, so a
+        # licensed instance only gets a scan when it says it is a backup (harmless in either state).
+        refusals = REFUSALS_OF_BACKUP if is_backup else () if licensed else REFUSALS_OF_UNLICENSED
         for method, path, code, rule in refusals:
             _refused(checker, name, method, path, code, rule, b"sample" if path == "/file" else None)
 
 
 # Refusals that change nothing on a conforming server, by the state the instance is in: (method, path, code, rule).
-REFUSALS_OF_BACKUP = (
-    ("POST", "/admin/license/deactivation", "E_DEACTIVATE_BACKUP", "no-deactivation-of-backup"),
-    ("POST", "/file", "E_SCAN_BACKUP", "no-scan-on-backup"),
-)
-REFUSALS_OF_PRODUCTION = (
+REFUSALS_OF_BACKUP = (("POST", "/file", "E_SCAN_BACKUP", "no-scan-on-backup"),)
+REFUSALS_OF_UNLICENSED = (
     ("DELETE", "/admin/license/backup", "E_NOT_BACKUP_REMOVE", "unregister-needs-backup"),
     ("POST", "/admin/license/backup/nomination", "E_NOT_BACKUP", "nomination-needs-backup"),
-)
-REFUSALS_OF_UNLICENSED = (
-    *REFUSALS_OF_PRODUCTION,
     ("POST", "/admin/license/deactivation", "E_NOT_ACTIVE", "deactivation-needs-active"),
     ("POST", "/file", "E_SCAN_UNLICENSED", "no-scan-unlicensed"),
 )
@@ -101,11 +97,11 @@ def failover(checker: Checker) -> None:
     names = checker.names
     if len(names) < 2:
         raise Violation("target-description", "the failover sequence needs two instances")
+    checker.start()
     if not checker.keys:
-        raise Violation("target-description", "the failover sequence needs an activation key (KEY:SLOTS)")
+        raise Violation("target-description", "the failover sequence needs an activation key (--key KEY:SLOTS)")
     prod, backup = names[0], names[1]
     key = checker.keys[0].key
-    checker.start()
     checker.check_fleet()
     # Online failover: activate, register the backup with headers, nominate.
     checker.activate(prod, key, 1)

@@ -1,0 +1,263 @@
+"""The contract server suite: it passes on the emulator (in-process and over real HTTP, through its CLI), it fails on
+each deliberately faulty server naming the broken rule, it only reads a target without a control plane unless told
+otherwise, and its parity snapshots show differences between two targets."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+import requests
+
+from contracts.server_suite import SuiteSettings, run_server_suite, run_state_machine
+from contracts.target import KeySpec, Target, TargetError, discover, load_overrides
+from mockcore import MockFleet
+from mockcore.server import FleetServer, ServeOptions
+from tests.faulty_servers import KEYS, VARIANTS, Variant, build_fleet, inprocess_target
+from tests.serving import MockcoreProcess
+
+# The rules a passing exploration must have exercised, so "passed" cannot mean "checked nothing".
+CORE_RULES = {
+    "activation-takes-slot",
+    "registration-online",
+    "registration-offline",
+    "nomination-moves-slot",
+    "no-nomination-of-offline-backup",
+    "unregister-backup",
+    "deactivation",
+    "scan-on-active",
+    "no-scan-on-backup",
+    "upload-activates-offline",
+    "apikey-required",
+}
+FAULTY_BUDGET = SuiteSettings(examples=200, steps=20, derandomize=True)
+
+
+def contracts_command() -> list[str]:
+    script = shutil.which("mockcore-contracts")
+    return [script] if script else [sys.executable, "-c", "from contracts.cli import main; main()"]
+
+
+def run_cli(*args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [*contracts_command(), "server", *args], capture_output=True, text=True, timeout=timeout, check=False
+    )
+
+
+@contextmanager
+def served(workdir: Path, args: Sequence[str] = ()) -> Iterator[MockcoreProcess]:
+    process = MockcoreProcess(workdir, args).start()
+    try:
+        process.wait_ready()
+        yield process
+    finally:
+        process.kill()
+
+
+@pytest.fixture
+def fleet3() -> Iterator[MockFleet]:
+    with MockFleet(["a", "b", "c"], keys=list(KEYS)) as fleet:
+        yield fleet
+
+
+def test_suite_passes_in_process_and_exercises_every_operation() -> None:
+    fleet = discover(inprocess_target(build_fleet()))
+    report = run_state_machine(fleet, SuiteSettings(examples=60, steps=20, derandomize=True))
+    assert report.passed, report.render()
+    assert set(report.coverage) >= CORE_RULES, f"not exercised: {CORE_RULES - set(report.coverage)}"
+    assert report.examples >= 60 and report.total_steps > 200
+
+
+def test_suite_passes_over_http(fleet3: MockFleet) -> None:
+    target = Target.from_urls([fleet3.urls["a"]], apikey=fleet3.apikey)
+    fleet = discover(target)
+    assert list(fleet.instances) == ["a", "b", "c"]  # named by the control plane
+    assert fleet.activation_url == fleet3.activation_url
+    report = run_state_machine(fleet, SuiteSettings(examples=8, steps=15))
+    assert report.passed, report.render()
+
+
+@pytest.mark.parametrize("variant", VARIANTS, ids=[v.name for v in VARIANTS])
+def test_suite_catches_each_faulty_server(variant: Variant) -> None:
+    fleet = discover(inprocess_target(build_fleet(variant.fleet_class), variant.wrap_core))
+    report = run_state_machine(fleet, FAULTY_BUDGET)
+    assert not report.passed, f"the suite missed: {variant.breaks}"
+    assert report.rule in variant.rules, report.render()
+    text = report.render()
+    assert f"FAILED: rule `{report.rule}` is broken" in text
+    assert report.steps and len(report.steps) <= 12  # shrunk to a short sequence
+    assert "  > " in text and "  < " in text  # each step's HTTP request and answer
+
+
+def test_at_least_ten_faulty_servers_each_breaking_a_different_rule() -> None:
+    assert len(VARIANTS) >= 10
+    assert len({v.name for v in VARIANTS}) == len(VARIANTS)
+    assert len({v.rules for v in VARIANTS}) == len(VARIANTS)
+
+
+def test_cli_passes_against_a_fresh_mockcore_serve(tmp_path: Path) -> None:
+    """Must-hold 1 as written: a fresh `mockcore serve` with its defaults (one instance, one key), logging in as
+    the default admin; and a three-instance fleet with the API key."""
+    with served(tmp_path / "one") as process:
+        result = run_cli("--core-url", process.urls()[0], "--examples", "5")
+        assert result.returncode == 0, result.stdout + result.stderr
+        assert "PASSED: every rule held" in result.stdout
+        assert "1 instance(s)" in result.stdout  # says the exploration is better with three
+    three = [
+        "--instance",
+        "a",
+        "--instance",
+        "b",
+        "--instance",
+        "c",
+        "--key",
+        "AAAA-BBBB-CCCC-DDDD-EEEE-FFFF-GGGG:2:365",
+    ]
+    with served(tmp_path / "three", three) as process:
+        result = run_cli("--core-url", process.urls()[0], "--apikey", process.apikey, "--examples", "8", "--json")
+        assert result.returncode == 0, result.stdout + result.stderr
+        doc = json.loads(result.stdout)
+        assert doc["passed"] is True
+        assert doc["reports"][0]["mode"] == "explore" and doc["reports"][0]["examples"] >= 8
+
+
+@pytest.fixture
+def faulty_served() -> Iterator[str]:
+    """The backup-takes-slot variant on real ports."""
+    variant = next(v for v in VARIANTS if v.name == "backup-takes-slot")
+    server = FleetServer(build_fleet(variant.fleet_class), ServeOptions())
+    server.start()
+    try:
+        yield server.urls()["a"]
+    finally:
+        server.stop()
+
+
+def test_cli_report_names_the_rule_and_shows_the_exchanges(faulty_served: str) -> None:
+    result = run_cli("--core-url", faulty_served, "--examples", "200", "--derandomize")
+    assert result.returncode == 1, result.stdout + result.stderr
+    out = result.stdout
+    assert "FAILED: rule `backup-holds-no-slot` is broken" in out
+    assert "The smallest failing sequence found" in out
+    assert "register b as an online backup" in out or "register c as an online backup" in out
+    assert "  > POST http://127.0.0.1:" in out and "/admin/license/backup" in out
+    assert "  < 200 OK" in out
+
+
+def test_cli_refuses_an_unusable_target(tmp_path: Path) -> None:
+    result = run_cli("--core-url", "http://127.0.0.1:9", "--examples", "1")
+    assert result.returncode == 2
+    assert "cannot reach http://127.0.0.1:9" in result.stdout
+    bad = tmp_path / "target.yaml"
+    bad.write_text("core_urls: [http://127.0.0.1:9]\nnonsense: 1\n")
+    result = run_cli("--target", str(bad))
+    assert result.returncode == 2 and "unknown fields" in result.stdout
+
+
+def _state(fleet: MockFleet) -> dict[str, object]:
+    doc = dict(fleet.state())
+    doc.pop("clock")
+    return doc
+
+
+def test_target_without_control_plane_is_only_read(fleet3: MockFleet) -> None:
+    fleet3.scenario("production-with-online-backup")
+    before = _state(fleet3)
+    target = Target.from_urls(list(fleet3.urls.values()), apikey=fleet3.apikey, control=False)
+    target.activation_url = fleet3.activation_url
+    run = run_server_suite(discover(target), SuiteSettings())
+    assert run.passed, run.reports[0].render()
+    assert [r.mode for r in run.reports] == ["read-only"]
+    assert "--allow-destructive" in run.skipped[0]
+    assert _state(fleet3) == before  # nothing changed
+
+
+def test_read_only_checks_can_fail() -> None:
+    variant = next(v for v in VARIANTS if v.name == "missing-apikey-accepted")
+    fleet = build_fleet(variant.fleet_class)
+    target = inprocess_target(fleet, variant.wrap_core)
+    target.control = False
+    run = run_server_suite(discover(target), SuiteSettings())
+    assert not run.passed
+    assert run.reports[0].rule == "apikey-required"
+    assert "without an apikey" in run.reports[0].render()
+
+
+def test_destructive_sequence_without_control_plane_leaves_instances_unlicensed(fleet3: MockFleet) -> None:
+    key = fleet3.keys[0]
+    target = Target.from_urls(list(fleet3.urls.values()), apikey=fleet3.apikey, control=False, allow_destructive=True)
+    target.activation_url = fleet3.activation_url
+    target.keys = [KeySpec(key, 2)]
+    run = run_server_suite(discover(target), SuiteSettings())
+    assert run.passed, "\n".join(r.render() for r in run.reports)
+    assert [r.mode for r in run.reports] == ["read-only", "failover sequence"]
+    assert set(fleet3.states().values()) == {"unlicensed"}
+    assert fleet3.slot_holders() == {k: [] for k in fleet3.keys}
+    again = run_server_suite(discover(target), SuiteSettings())  # and it can run again
+    assert again.passed
+
+
+def test_parity_record_then_compare(tmp_path: Path, fleet3: MockFleet) -> None:
+    snapshot = tmp_path / "parity.json"
+    url = fleet3.urls["a"]
+    recorded = run_cli("--core-url", url, "--apikey", fleet3.apikey, "--record", str(snapshot))
+    assert recorded.returncode == 0, recorded.stdout
+    doc = json.loads(snapshot.read_text())
+    assert doc["format"] == "mockcore-contracts-parity/1"
+    text = snapshot.read_text()
+    assert "MSCL" not in text and fleet3.keys[0] not in text and url not in text  # masked
+    same = run_cli("--core-url", url, "--apikey", fleet3.apikey, "--compare", str(snapshot))
+    assert same.returncode == 0, same.stdout
+    assert "parity: no difference" in same.stdout
+
+
+def test_parity_shows_a_different_error_text(tmp_path: Path) -> None:
+    overrides = tmp_path / "overrides.yaml"
+    overrides.write_text('errors:\n  E_NOMINATE_OFFLINE: {status: 409, text: "Nope."}\n')
+    snapshot = tmp_path / "parity.json"
+    with MockFleet(["a", "b"], keys=list(KEYS)) as plain:
+        assert (
+            run_cli("--core-url", plain.urls["a"], "--apikey", plain.apikey, "--record", str(snapshot)).returncode == 0
+        )
+    with MockFleet(["a", "b"], keys=list(KEYS), overrides=overrides) as other:
+        args = ["--core-url", other.urls["a"], "--apikey", other.apikey]
+        differs = run_cli(*args, "--overrides", str(overrides), "--compare", str(snapshot))
+        assert differs.returncode == 1, differs.stdout
+        assert "PARITY: 1 difference(s)" in differs.stdout
+        assert "status: recorded 400, now 409" in differs.stdout and "Nope." in differs.stdout
+        # Without the overrides the suite itself reports the text as a broken rule.
+        strict = run_cli(*args, "--compare", str(snapshot))
+        assert strict.returncode == 1 and "no-nomination-of-offline-backup" in strict.stdout
+
+
+def test_target_file_and_overrides_are_checked(tmp_path: Path) -> None:
+    good = tmp_path / "target.yaml"
+    good.write_text(
+        "core_urls: {prod: 'http://h:1', backup: 'http://h:2'}\nkeys: ['AAAA-BBBB-CCCC-DDDD-EEEE-FFFF-GGGG:2']\n"
+    )
+    target = Target.load(good)
+    assert target.core_urls == {"prod": "http://h:1", "backup": "http://h:2"}
+    assert target.keys == [KeySpec("AAAA-BBBB-CCCC-DDDD-EEEE-FFFF-GGGG", 2)]
+    for text in ("core_urls: 3\n", "- a list\n", "core_urls: [x]\nkeys: ['short:2']\n"):
+        good.write_text(text)
+        with pytest.raises(TargetError):
+            Target.load(good)
+    overrides = tmp_path / "o.yaml"
+    overrides.write_text("errors: {E_UNKNOWN: {status: 400}}\n")
+    with pytest.raises(TargetError, match="E_UNKNOWN"):
+        load_overrides(overrides)
+    overrides.write_text("errors: {E_NO_SLOT: {status: 409}}\n")
+    assert load_overrides(overrides)["E_NO_SLOT"].status == 409
+
+
+def test_a_control_token_is_sent(tmp_path: Path) -> None:
+    with MockFleet(["a", "b", "c"], keys=list(KEYS), control_token="s3cret") as fleet:
+        assert requests.post(fleet.urls["a"] + "/_mock/reset", timeout=5).status_code == 401
+        args = ["--core-url", fleet.urls["a"], "--apikey", fleet.apikey, "--examples", "3"]
+        assert run_cli(*args, "--control-token", "s3cret").returncode == 0
