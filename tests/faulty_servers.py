@@ -228,7 +228,7 @@ VARIANTS: tuple[Variant, ...] = (
     Variant(
         "nomination-keeps-production",
         "nomination leaves the old production licensed",
-        ("licence-view",),
+        ("licence-view", "slot-accounting", "slots-within-key"),
         NominationKeepsProduction,
     ),
     Variant(
