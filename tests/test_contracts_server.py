@@ -277,3 +277,21 @@ def test_a_control_token_is_sent(tmp_path: Path) -> None:
         assert requests.post(fleet.urls["a"] + "/_mock/reset", timeout=5).status_code == 401
         args = ["--core-url", fleet.urls["a"], "--apikey", fleet.apikey, "--examples", "3"]
         assert run_cli(*args, "--control-token", "s3cret").returncode == 0
+
+
+def test_pytest_entry_point(tmp_path: Path, fleet3: MockFleet, faulty_served: str) -> None:
+    """`pytest --pyargs contracts.test_server_contract` with the plugin's options: passes on the mock, is skipped
+    without --core-url, and fails with the report on a faulty server."""
+    base = [sys.executable, "-m", "pytest", "--pyargs", "contracts.test_server_contract", "-p", "no:cacheprovider"]
+    base += ["-p", "no:xdist", "-q", "--rootdir", str(tmp_path)]
+
+    def pytest_run(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([*base, *args], capture_output=True, text=True, timeout=300, cwd=tmp_path, check=False)
+
+    passed = pytest_run("--core-url", fleet3.urls["a"], "--apikey", fleet3.apikey, "--contracts-examples", "5")
+    assert passed.returncode == 0 and "1 passed" in passed.stdout, passed.stdout + passed.stderr
+    skipped = pytest_run()
+    assert skipped.returncode == 0 and "1 skipped" in skipped.stdout, skipped.stdout
+    failed = pytest_run("--core-url", faulty_served, "--contracts-examples", "200")
+    assert failed.returncode == 1, failed.stdout
+    assert "FAILED: rule `backup-holds-no-slot` is broken" in failed.stdout
