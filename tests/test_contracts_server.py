@@ -295,3 +295,26 @@ def test_pytest_entry_point(tmp_path: Path, fleet3: MockFleet, faulty_served: st
     failed = pytest_run("--core-url", faulty_served, "--contracts-examples", "200")
     assert failed.returncode == 1, failed.stdout
     assert "FAILED: rule `backup-holds-no-slot` is broken" in failed.stdout
+
+
+def test_readme_quick_start_runs(tmp_path: Path) -> None:
+    """The README's two lines, on free ports instead of 8008/8009 (the only change)."""
+    readme = (Path(__file__).parents[1] / "README.md").read_text()
+    section = readme.split("## Checking a server: the contract suite", 1)[1]
+    block = section.split("```sh\n", 1)[1].split("```", 1)[0]
+    serve_line, suite_line = block.strip().splitlines()
+    assert serve_line.startswith("mockcore serve ") and serve_line.endswith(" &")
+    process = MockcoreProcess(tmp_path, serve_line.removeprefix("mockcore serve ").removesuffix(" &").split())
+    process.start()
+    try:
+        process.wait_ready()
+        port = process.urls()[0].rsplit(":", 1)[1]
+        argv = suite_line.replace("127.0.0.1:8008", f"127.0.0.1:{port}").split()
+        assert argv[0] == "mockcore-contracts"
+        result = subprocess.run(
+            [*contracts_command(), *argv[1:]], capture_output=True, text=True, timeout=300, check=False
+        )
+    finally:
+        process.kill()
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "PASSED: every rule held" in result.stdout
