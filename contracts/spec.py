@@ -256,9 +256,15 @@ class ContractSpec:
     ) -> list[str]:
         """Problems with an answer: an undocumented status, a wrong content type, a body that breaks the
         documented schema, a missing required header (checked when `headers` is given). `body` may be the raw
-        bytes or text (parsed as the content type says), or an already parsed value."""
+        bytes or text (parsed as the content type says), or an already parsed value; None means no body was
+        read (a HEAD answer). HEAD is checked as the GET it stands for; OPTIONS on a served path is the HTTP
+        framework's own answer."""
         method, code = method.upper(), str(status)
         label = f"{method} {path.split('?', 1)[0]} -> {code}"
+        if method == "HEAD":  # the GET it stands for, without the body
+            method, body = "GET", None
+        elif method == "OPTIONS" and code == "200" and self.match(method, path) is not None:
+            return []  # the HTTP framework's own answer, with Allow
         found = self.match(method, path)
         generic = self._document.get("x-generic-responses", {})
         if found is None:
@@ -311,7 +317,9 @@ class ContractSpec:
                 if self.resolve(header).get("required") and _header(headers, name) is None:
                     problems.append(f"{label}: the {name} header is required")
         content = response.get("content")
-        empty = body is None or (isinstance(body, bytes | str) and not body)
+        if body is None:  # a HEAD answer: no body to check
+            return problems
+        empty = isinstance(body, bytes | str) and not body
         if not content:
             if not empty:
                 problems.append(f"{label}: the answer has a body, the contract documents none")
@@ -368,6 +376,10 @@ class ContractSpec:
         method = method.upper()
         raw_path, _, raw_query = path.partition("?")
         label = f"{method} {raw_path}"
+        if method == "OPTIONS" and self.match(method, raw_path) is not None:
+            return []  # the HTTP framework answers it for every path
+        if method == "HEAD":
+            method = "GET"  # a GET that wants no body
         headers = headers or {}
         if query is None:
             query = raw_query

@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import re
 from dataclasses import asdict, dataclass, field
 from datetime import date, datetime
 
@@ -67,14 +68,18 @@ def invalid_quantity() -> ActivationRefused:
     )
 
 
+_NUMERIC = re.compile(r"[0-9]{1,16}")
+
+
 def parse_quantity(value: object) -> int | None:
-    """An integer or a numeric string from 1 to 1000 (SPEC §8), else None. Booleans are not numbers here."""
+    """An integer or a numeric string from 1 to 1000 (SPEC §8), else None. A numeric string is ASCII digits
+    only (no sign, no spaces, at most 16), as the contract's pattern says. Booleans are not numbers here."""
     if isinstance(value, bool):
         return None
     if isinstance(value, int):
         number = value
-    elif isinstance(value, str) and len(value) <= 16 and value.strip().isascii() and value.strip().isdigit():
-        number = int(value.strip())
+    elif isinstance(value, str) and _NUMERIC.fullmatch(value):
+        number = int(value)
     else:
         return None
     return number if MIN_QUANTITY <= number <= MAX_QUANTITY else None

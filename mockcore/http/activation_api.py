@@ -7,7 +7,7 @@ from flask import Flask, Response, request
 
 from mockcore.activation import ActivationRefused, NotActivated
 from mockcore.fleet import Fleet
-from mockcore.http.rendering import install_error_rendering
+from mockcore.http.rendering import CONTRACT_PATH, contract_view, install_error_rendering
 
 YAML_MIMETYPE = "application/x-yaml"
 
@@ -19,6 +19,9 @@ def _yaml_message(field: str, text: str) -> str:
 def create_activation_app(fleet: Fleet) -> Flask:
     app = Flask("mockcore.activation")
     install_error_rendering(app, fleet.catalogue)
+    # The same contract as the Core instances serve: it describes both servers (operations tagged `activation`
+    # are this one's).
+    app.add_url_rule(CONTRACT_PATH, "contract", contract_view(), methods=["GET"])
 
     @app.get("/activation")
     def activation() -> Response:

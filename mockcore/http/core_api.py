@@ -3,12 +3,21 @@
 from __future__ import annotations
 
 from flask import Flask, Response, request
+from werkzeug.routing import IntegerConverter
 
 from mockcore.accounts import User
 from mockcore.activation import MAX_LICENCE_BYTES, parse_quantity
 from mockcore.catalogue import ErrorCode, LicenceError
 from mockcore.fleet import Fleet
-from mockcore.http.rendering import install_error_rendering, json_object, json_response, read_body, string_field
+from mockcore.http.rendering import (
+    CONTRACT_PATH,
+    contract_view,
+    install_error_rendering,
+    json_object,
+    json_response,
+    read_body,
+    string_field,
+)
 
 SCAN_LIMIT = 64 * 1024 * 1024
 
@@ -17,9 +26,19 @@ BACKUP_REMOVED = "This MetaDefender Core instance is no longer registered as a b
 NOMINATED = "This MetaDefender Core instance is now fully activated and allowed to process files."
 
 
+class AsciiIntegerConverter(IntegerConverter):
+    """A whole number in ASCII digits: werkzeug's `int` matches any Unicode digit (`/admin/user/٢` is user 2),
+    where the contract's integer path parameter is digits 0-9."""
+
+    regex = r"[0-9]+"
+
+
 def create_core_app(fleet: Fleet, name: str) -> Flask:
     app = Flask(f"mockcore.core.{name}")
+    app.url_map.converters["digits"] = AsciiIntegerConverter
     install_error_rendering(app, fleet.catalogue)
+    # The contract (contracts/openapi.yaml) as JSON, for tools such as schemathesis; no apikey needed.
+    app.add_url_rule(CONTRACT_PATH, "contract", contract_view(), methods=["GET"])
 
     def caller(required: bool = True) -> User | None:
         return fleet.authenticate(name, request.headers.get("apikey"), required=required)
@@ -61,7 +80,7 @@ def create_core_app(fleet: Fleet, name: str) -> Flask:
             fleet.instances[name].accounts.change_password(user, old, new)
         return success()
 
-    @app.put("/admin/user/<int:user_id>")
+    @app.put("/admin/user/<digits:user_id>")
     def set_user_apikey(user_id: int) -> Response:
         user = admin()
         key = string_field(json_object(), "api_key")
@@ -140,9 +159,12 @@ def create_core_app(fleet: Fleet, name: str) -> Flask:
 
     @app.get("/readyz")
     def readyz() -> Response:
+        verbose = request.args.get("verbose")  # a boolean: `true` or `false`, in any case
+        if verbose is not None and verbose.lower() not in ("true", "false"):
+            raise LicenceError(ErrorCode.BAD_REQUEST)
         status, engines = fleet.readiness(name)
         code = 200 if status == "ok" else 503
-        if request.args.get("verbose", "").lower() not in ("true", "1"):
+        if verbose is None or verbose.lower() == "false":
             return json_response({}, code)
         return json_response(
             {

@@ -1,4 +1,5 @@
-"""What every face shares: reading request bodies within caps, and rendering errors as `{"err": ...}`.
+"""What every face shares: reading request bodies within caps, rendering errors as `{"err": ...}`, and serving the
+API contract (`contracts/openapi.yaml`) as `/openapi.json`.
 
 Error rendering lives here once: a LicenceError, a werkzeug HTTP error (unknown path, wrong method) or an
 unexpected exception all leave as vendor-style JSON, never as an HTML page or a traceback.
@@ -6,16 +7,21 @@ unexpected exception all leave as vendor-style JSON, never as an HTML page or a 
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
+from collections.abc import Callable
+from importlib import resources
 from typing import Any
 
+import yaml
 from flask import Flask, Response, request
 from werkzeug.exceptions import HTTPException
 
 from mockcore.catalogue import Catalogue, ErrorCode, LicenceError
 
 JSON_LIMIT = 64 * 1024
+CONTRACT_PATH = "/openapi.json"
 
 log = logging.getLogger("mockcore.http")
 
@@ -91,3 +97,21 @@ def install_error_rendering(app: Flask, catalogue: Catalogue) -> None:
     app.register_error_handler(LicenceError, licence_error)
     app.register_error_handler(HTTPException, http_error)
     app.register_error_handler(Exception, unexpected)
+
+
+def contract_view() -> Callable[[], Response]:
+    """A view answering the API contract, `contracts/openapi.yaml` (package data), converted to JSON.
+
+    Each call makes a new view with its own cache: the document is read and converted on the view's first request,
+    then kept, so an app pays for it once and only when asked (building an app stays fast)."""
+
+    @functools.cache
+    def body() -> bytes:
+        text = resources.files("contracts").joinpath("openapi.yaml").read_text(encoding="utf-8")
+        document = yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
+        return json.dumps(document).encode()
+
+    def view() -> Response:
+        return Response(body(), status=200, mimetype="application/json")
+
+    return view
