@@ -277,8 +277,8 @@ class Model:
 
     @staticmethod
     def valid_quantity(quantity: object) -> bool:
-        """SPEC §8: an integer, or a string of digits, from 1 to 1000."""
-        if isinstance(quantity, str) and quantity.isascii() and quantity.isdigit():
+        """SPEC §8: an integer, or a string of digits, from 1 to 1000 (README: plain ASCII digits, at most 16)."""
+        if isinstance(quantity, str) and quantity.isascii() and quantity.isdigit() and len(quantity) <= 16:
             quantity = int(quantity)
         return isinstance(quantity, int) and not isinstance(quantity, bool) and 1 <= quantity <= 1000
 
