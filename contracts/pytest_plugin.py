@@ -2,7 +2,8 @@
 
 Options: `--core-url URL` (repeatable), `--activation-url`, `--apikey`, `--admin USER:PASSWORD`,
 `--contracts-key KEY:SLOTS[:DATE]` (repeatable; targets without a control plane), `--control-token`,
-`--allow-destructive`, `--contracts-examples N`, `--contracts-steps N`, `--contracts-overrides FILE`.
+`--allow-destructive`, `--contracts-examples N`, `--contracts-steps N`, `--contracts-derandomize`,
+`--contracts-overrides FILE`.
 
 Fixtures: `contracts_target` (the Target the options describe; the test is skipped without `--core-url`) and
 `contracts_server_run` (the suite run on it, once per session). The shipped test module runs it:
@@ -31,6 +32,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--allow-destructive", action="store_true", help="no control plane: run the failover sequence")
     group.addoption("--contracts-examples", type=int, default=20, help="Hypothesis examples (20)")
     group.addoption("--contracts-steps", type=int, default=20, help="steps per example at most (20)")
+    group.addoption("--contracts-derandomize", action="store_true", help="the same sequences on every run")
     group.addoption("--contracts-overrides", default=None, metavar="FILE", help="the target's fidelity overrides")
 
 
@@ -59,7 +61,9 @@ def contracts_target(pytestconfig: pytest.Config) -> Target:
 @pytest.fixture(scope="session")
 def contracts_server_run(contracts_target: Target, pytestconfig: pytest.Config) -> ServerRun:
     settings = SuiteSettings(
-        examples=pytestconfig.getoption("contracts_examples"), steps=pytestconfig.getoption("contracts_steps")
+        examples=pytestconfig.getoption("contracts_examples"),
+        steps=pytestconfig.getoption("contracts_steps"),
+        derandomize=pytestconfig.getoption("contracts_derandomize"),
     )
     try:
         return run_server_suite(discover(contracts_target), settings)

@@ -145,8 +145,8 @@ def test_cli_passes_against_a_fresh_mockcore_serve(tmp_path: Path) -> None:
 
 @pytest.fixture
 def faulty_served() -> Iterator[str]:
-    """The backup-takes-slot variant on real ports."""
-    variant = next(v for v in VARIANTS if v.name == "backup-takes-slot")
+    """The registers-without-production variant on real ports."""
+    variant = next(v for v in VARIANTS if v.name == "registers-without-production")
     server = FleetServer(build_fleet(variant.fleet_class), ServeOptions())
     server.start()
     try:
@@ -156,13 +156,15 @@ def faulty_served() -> Iterator[str]:
 
 
 def test_cli_report_names_the_rule_and_shows_the_exchanges(faulty_served: str) -> None:
-    result = run_cli("--core-url", faulty_served, "--examples", "200", "--derandomize")
+    result = run_cli("--core-url", faulty_served, "--examples", "200", "--steps", "8", "--derandomize")
     assert result.returncode == 1, result.stdout + result.stderr
     out = result.stdout
-    assert "FAILED: rule `backup-holds-no-slot` is broken" in out
+    assert "FAILED: rule `registration-needs-active-production` is broken" in out
     assert "The smallest failing sequence found" in out
-    assert "register b as an online backup" in out or "register c as an online backup" in out
+    assert "as an online backup of" in out
+    assert "expected: 400 E_BACKUP_PRODUCTION" in out
     assert "  > POST http://127.0.0.1:" in out and "/admin/license/backup" in out
+    assert "  > active-deployment-id: " in out
     assert "  < 200 OK" in out
 
 
@@ -292,9 +294,11 @@ def test_pytest_entry_point(tmp_path: Path, fleet3: MockFleet, faulty_served: st
     assert passed.returncode == 0 and "1 passed" in passed.stdout, passed.stdout + passed.stderr
     skipped = pytest_run()
     assert skipped.returncode == 0 and "1 skipped" in skipped.stdout, skipped.stdout
-    failed = pytest_run("--core-url", faulty_served, "--contracts-examples", "200")
+    failed = pytest_run(
+        "--core-url", faulty_served, "--contracts-examples", "200", "--contracts-steps", "8", "--contracts-derandomize"
+    )
     assert failed.returncode == 1, failed.stdout
-    assert "FAILED: rule `backup-holds-no-slot` is broken" in failed.stdout
+    assert "FAILED: rule `registration-needs-active-production` is broken" in failed.stdout
 
 
 def test_readme_quick_start_runs(tmp_path: Path) -> None:
