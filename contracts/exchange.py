@@ -125,7 +125,7 @@ class Connection:
         timeout: float = 30.0,
     ) -> None:
         self.session = requests.Session()
-        self.session.verify = verify
+        self.verify = verify  # passed on every request: REQUESTS_CA_BUNDLE would override the session's
         self.timeout = timeout
         self.recorder = Recorder()
         self.clients = {base_url.rstrip("/"): Client(app) for base_url, app in (wsgi_apps or {}).items()}
@@ -156,7 +156,14 @@ class Connection:
                 self.recorder.exchanges.append(direct)
             return direct
         response = self.session.request(
-            method, url, headers=sent_headers, data=data, params=params, timeout=self.timeout, allow_redirects=False
+            method,
+            url,
+            headers=sent_headers,
+            data=data,
+            params=params,
+            timeout=self.timeout,
+            allow_redirects=False,
+            verify=self.verify,
         )
         exchange = Exchange(
             method=method,

@@ -322,3 +322,16 @@ def test_readme_quick_start_runs(tmp_path: Path) -> None:
         process.kill()
     assert result.returncode == 0, result.stdout + result.stderr
     assert "PASSED: every rule held" in result.stdout
+
+
+def test_cli_over_tls_with_the_fleets_ca(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`--cacert` is the CA the suite trusts, even when REQUESTS_CA_BUNDLE points elsewhere."""
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", "/nonexistent/ca.pem")
+    with served(tmp_path, ["--tls", "--instance", "a", "--instance", "b"]) as process:
+        assert process.urls()[0].startswith("https://")
+        ca = process.ca_cert
+        assert ca is not None
+        result = run_cli("--core-url", process.urls()[0], "--apikey", process.apikey, "--cacert", ca, "--examples", "3")
+        assert result.returncode == 0, result.stdout + result.stderr
+        refused = run_cli("--core-url", process.urls()[0], "--apikey", process.apikey, "--examples", "1")
+        assert refused.returncode == 2  # an untrusted certificate: the target cannot be used
