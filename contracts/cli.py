@@ -180,3 +180,8 @@ def _print(console: Console, run: ServerRun, record: Path | None) -> None:
     elif run.passed and any(r.mode == "failover sequence" for r in run.reports) and record is None:
         console.print("parity: no difference from the recorded snapshot", style="green", markup=False)
     console.print("PASSED" if run.passed else "FAILED", style="bold green" if run.passed else "bold red", markup=False)
+
+
+from contracts.client.cli import client  # noqa: E402  (the `client` command lives in its own package)
+
+main.add_command(client)

@@ -1,0 +1,148 @@
+"""What a client run found, readable: the verdict, the broken property, and the (shrunk) sequence of steps, each
+client call with the fault the harness injected, the model's expectation, what the client reported and every HTTP
+exchange the client had with the fleet (read back from the mock's journal)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from contracts.checks import Step
+from contracts.exchange import Exchange
+
+# The properties a client is checked for, in the order they are judged; a report names the first one broken.
+PROPERTIES: dict[str, str] = {
+    "adapter-protocol": "the adapter answered every call with a well-formed outcome (no crash, no timeout, JSON)",
+    "request-well-formed": "every request the client sent keeps contracts/openapi.yaml (method, path, apikey, "
+    "headers, body types, content types)",
+    "sends-the-operation": "the client sent the operation's request to the instance it was asked about",
+    "no-false-success": "the client reported success only when the server answered success",
+    "no-double-apply": "a retrying client does not apply an operation twice, nor report the refusal of a resend as "
+    "the outcome of an operation the server had carried out (its answer lost)",
+    "reports-server-success": "the client reported failure only when the server did not answer success",
+    "surfaces-server-error": "a failure carries the server's own status and `err` text (or says no answer came "
+    "when none did): nothing invented, nothing swallowed",
+    "client-view": "the client's view of the licence / backup flag is the server's answer",
+    "outcome-agrees-with-model": "without faults, the client's outcome is the one the model predicts for the "
+    "operation asked for (success or the catalogue error)",
+    "fleet-matches-model": "after each call the fleet (licences, backup flags, slots) is where the model says",
+}
+
+
+@dataclass
+class ClientStep(Step):
+    """A call of the client (`kind` "client") or a step the harness took itself (`kind` "harness")."""
+
+    kind: str = "harness"
+    call: str = ""
+    fault: str = ""
+    reported: str = ""
+    output: str = ""  # what the client printed besides its outcome
+
+
+@dataclass
+class ClientReport:
+    client: str
+    passed: bool
+    instances: list[str] = field(default_factory=list)
+    rule: str | None = None
+    detail: str = ""
+    phase: str = ""  # "drill <name>" or "exploration"
+    steps: list[Step] = field(default_factory=list)
+    drills: int = 0
+    examples: int = 0
+    calls: int = 0
+    seconds: float = 0.0
+    notes: list[str] = field(default_factory=list)
+    coverage: dict[str, int] = field(default_factory=dict)  # "operation: outcome" -> count
+
+    @property
+    def sequences(self) -> int:
+        return self.drills + self.examples
+
+    def render(self, *, harness_exchanges: bool = False) -> str:
+        lines = [f"mockcore-contracts client: {self.client}", f"fleet: {', '.join(self.instances) or '?'}", ""]
+        lines.extend(f"note: {note}" for note in self.notes)
+        stats = (
+            f"{self.drills} drill(s) and {self.examples} generated sequence(s), {self.calls} client call(s), "
+            f"{self.seconds:.1f} s"
+        )
+        if self.passed:
+            lines.append(f"PASSED: every property held ({stats}).")
+            return "\n".join(lines)
+        lines.append(f"FAILED: property `{self.rule}` is broken ({self.phase}; {stats}).")
+        if self.rule in PROPERTIES:
+            lines.append(f"  the property: {PROPERTIES[self.rule]}")
+        lines.append(f"  what happened: {self.detail}")
+        lines.append("")
+        lines.append(f"The smallest failing sequence found ({len(self.steps)} steps):")
+        for step in self.steps:
+            lines.append("")
+            lines.extend(_render_step(step, harness_exchanges))
+        lines.append("")
+        lines.append(f"broken property: {self.rule}: {self.detail}")
+        return "\n".join(lines)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "client": self.client,
+            "passed": self.passed,
+            "rule": self.rule,
+            "detail": self.detail,
+            "phase": self.phase,
+            "drills": self.drills,
+            "examples": self.examples,
+            "calls": self.calls,
+            "seconds": round(self.seconds, 3),
+            "notes": self.notes,
+            "coverage": self.coverage,
+            "sequence": [_step_dict(step) for step in self.steps],
+        }
+
+
+def _render_step(step: Step, harness_exchanges: bool) -> list[str]:
+    if not isinstance(step, ClientStep) or step.kind != "client":
+        lines = [f"step {step.number} [harness]: {step.title}"]
+        if harness_exchanges:
+            lines.extend(exchange.render() for exchange in step.exchanges)
+        return lines
+    lines = [f"step {step.number} [client]: {step.title}", f"  call: {step.call}"]
+    lines.append(f"  fault: {step.fault or 'none'}")
+    if step.expected:
+        lines.append(f"  the model expects: {step.expected}")
+    if step.reported:
+        lines.append(f"  the client reported: {step.reported}")
+    if step.output:
+        lines.extend(f"  | {line}" for line in step.output.splitlines()[:20])
+    if not step.exchanges:
+        lines.append("  (the client sent no request)")
+    lines.extend(_render_exchange(exchange) for exchange in step.exchanges)
+    return lines
+
+
+def _render_exchange(exchange: Exchange) -> str:
+    text = exchange.render()
+    if exchange.status == 0:  # no answer reached anyone: the journal's `status: null`
+        text = text.replace("  < 0 (", "  < (", 1)
+    return text
+
+
+def _step_dict(step: Step) -> dict[str, Any]:
+    doc: dict[str, Any] = {"step": step.number, "title": step.title, "expected": step.expected}
+    if isinstance(step, ClientStep):
+        doc.update(kind=step.kind, call=step.call, fault=step.fault, reported=step.reported, output=step.output)
+    else:
+        doc["kind"] = "harness"
+    doc["exchanges"] = [
+        {
+            "method": e.method,
+            "url": e.url,
+            "request_headers": {k: v for k, v in e.request_headers.items() if k.lower() != "apikey"},
+            "request_body": e.request_body.decode("utf-8", "replace"),
+            "status": e.status or None,
+            "note": e.reason if e.reason.startswith("(") else "",
+            "body": e.response_body.decode("utf-8", "replace"),
+        }
+        for e in step.exchanges
+    ]
+    return doc

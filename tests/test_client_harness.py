@@ -1,0 +1,372 @@
+"""The client harness (`contracts.client`): the correct Python and shell clients pass, every buggy client fails with a
+report naming its bug, a client that breaks the adapter protocol gets a clear report (not a traceback), the relay
+loses exactly the armed answer, the CLI's exit codes, the pytest fixture, and the README's walkthrough as written.
+
+The harness speaks real HTTP to a mock fleet served in-process (`MockFleet`, one per module); the CLI walkthrough
+starts its own `mockcore serve`. Buggy clients run the drills only (deterministic, and each bug is caught there);
+one test shows the Hypothesis exploration finding and shrinking a bug on its own.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shlex
+import subprocess
+import sys
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+from click.testing import CliRunner
+
+from contracts.cli import main as contracts_main
+from contracts.client import Failure, Instance, Outcome, Success
+from contracts.client.adapter import AdapterError, Call, PythonClient, load_adapter, parse_outcome
+from contracts.client.command import CommandClient
+from contracts.client.harness import FAULTS, HarnessSettings, drills
+from contracts.client.relay import Relay
+from contracts.client.report import PROPERTIES, ClientReport, ClientStep
+from contracts.client.run import check_client
+from contracts.client.serve import DEFAULT_INSTANCES, DEFAULT_KEYS
+from examples.clients import buggy_clients
+from examples.clients.python_client.adapter import Adapter
+from mockcore import MockFleet
+
+ROOT = Path(__file__).resolve().parent.parent
+README = ROOT / "README.md"
+SHELL_CLIENT = str(ROOT / "examples" / "clients" / "shell_client" / "client.sh")
+DRILLS_ONLY = HarnessSettings(examples=0)
+
+# Each buggy client, the property its report must name, and a fragment of what happened that names the bug.
+BUGS: dict[str, tuple[str, str]] = {
+    "BackupSentenceAsFailure": ("reports-server-success", "now registered as a backup one"),
+    "QuantityAsList": ("request-well-formed", "/quantity: [1]"),
+    "DropsApikey": ("request-well-formed", "`apikey` is missing"),
+    "SuccessOn400": ("no-false-success", "the answer was 400"),
+    "IgnoresReactivate": ("client-view", "reactivate: client False, server True"),
+    "RetriesNominationBlindly": ("no-double-apply", "This instance is not registered as a backup."),
+    "LicenceAsJson": ("request-well-formed", "the body was sent as JSON"),
+    "InventsErrors": ("surfaces-server-error", "'Licence operation failed'"),
+    "AssumesSuccessWithoutAnswer": ("no-false-success", "dropped by a fault"),
+}
+
+
+@pytest.fixture(scope="module")
+def mock() -> Iterator[MockFleet]:
+    with MockFleet(instances=DEFAULT_INSTANCES, keys=list(DEFAULT_KEYS)) as fleet:
+        yield fleet
+
+
+def run(mock: MockFleet, client: Any, settings: HarnessSettings = DRILLS_ONLY) -> ClientReport:
+    return check_client(client, url=mock.urls["prod"], apikey=mock.apikey, settings=settings)
+
+
+def client_steps(report: ClientReport) -> list[ClientStep]:
+    return [s for s in report.steps if isinstance(s, ClientStep) and s.kind == "client"]
+
+
+# The correct clients pass, having seen every operation succeed, fail and go unanswered
+
+
+def assert_exercised(report: ClientReport) -> None:
+    seen = set(report.coverage)
+    for operation in ("activate", "upload_licence", "register_online", "register_offline", "unregister", "nominate"):
+        assert {f"{operation}: success", f"{operation}: 400", f"{operation}: no answer"} <= seen, (operation, seen)
+    for operation in ("deactivate", "licence_info", "backup_flag"):
+        assert {f"{operation}: success", f"{operation}: no answer"} <= seen, (operation, seen)
+    assert {"activate: 500", "nominate: 500", "register_online: 500"} <= seen, seen
+
+
+def test_the_correct_python_client_passes(mock: MockFleet) -> None:
+    report = run(mock, Adapter(), HarnessSettings(examples=8, derandomize=True))
+    assert report.passed, report.render()
+    assert report.drills == len(drills()) and report.examples >= 8
+    assert_exercised(report)
+    assert "PASSED: every property held" in report.render()
+
+
+def test_the_correct_shell_client_passes(mock: MockFleet) -> None:
+    report = run(mock, SHELL_CLIENT, HarnessSettings(examples=2, derandomize=True))
+    assert report.passed, report.render()
+    assert report.client == f"command {SHELL_CLIENT!r}"
+    assert_exercised(report)
+
+
+# Every buggy client fails, naming its bug
+
+
+def test_every_buggy_client_is_listed() -> None:
+    declared = {
+        name
+        for name, value in vars(buggy_clients).items()
+        if isinstance(value, type) and issubclass(value, Adapter) and value.__module__ == buggy_clients.__name__
+    }
+    assert declared == set(BUGS)
+    assert len(BUGS) >= 6
+    assert {rule for rule, _ in BUGS.values()} <= set(PROPERTIES)
+
+
+@pytest.mark.parametrize("name", sorted(BUGS))
+def test_each_buggy_client_fails_naming_its_bug(mock: MockFleet, name: str) -> None:
+    rule, fragment = BUGS[name]
+    adapter_class = getattr(buggy_clients, name)
+    assert adapter_class.__doc__ and adapter_class.__doc__.startswith("Bug: ")
+    report = run(mock, adapter_class())
+    assert not report.passed
+    text = report.render()
+    assert (report.rule, fragment in report.detail) == (rule, True), text
+    assert f"FAILED: property `{rule}` is broken" in text and f"broken property: {rule}: " in text
+    steps = client_steps(report)
+    assert steps and steps[-1].reported and steps[-1].exchanges, text  # the call, what it said, what it sent
+
+
+def test_the_shell_client_with_a_bug_fails_naming_it(mock: MockFleet) -> None:
+    report = run(mock, f"CLIENT_BUG=form-encoded {shlex.quote(SHELL_CLIENT)}")
+    assert report.rule == "request-well-formed", report.render()
+    assert "Content-Type application/x-www-form-urlencoded is not accepted" in report.detail
+
+
+def test_exploration_alone_finds_and_shrinks_a_bug(mock: MockFleet) -> None:
+    settings = HarnessSettings(examples=60, drills=False, derandomize=True)
+    report = run(mock, buggy_clients.SuccessOn400(), settings)
+    assert report.rule == "no-false-success", report.render()
+    assert report.phase.startswith("generated sequences") and report.drills == 0
+    assert len(report.steps) <= 3, report.render()  # the start, and the one refused call reported as success
+    assert "the model expects: 400 E_" in report.render()
+
+
+def test_drills_put_every_operation_under_every_fault() -> None:
+    names = [d.name for d in drills()]
+    assert len(names) == len(set(names))
+    for fault in FAULTS:
+        assert any(n.startswith("nominate under fault " + fault) for n in names), fault
+    assert {"online failover", "offline failover", "refusals"} <= set(names)
+
+
+# A client that breaks the protocol gets a clear report
+
+
+class _Raises(Adapter):
+    def activate(self, instance: Instance, key: str, quantity: int) -> Outcome:
+        raise RuntimeError("my client crashed")
+
+
+class _ReturnsText(Adapter):
+    def licence_info(self, instance: Instance) -> Outcome:
+        return "licensed"  # type: ignore[return-value]
+
+
+class _ViewWithoutFields(Adapter):
+    def licence_info(self, instance: Instance) -> Outcome:
+        return Success({"licensed": False})
+
+
+@pytest.mark.parametrize(
+    ("client", "fragment"),
+    [
+        ("echo hello", "stdout is not one JSON object"),
+        ("cat > /dev/null; echo '{\"ok\": true}'; exit 3", "exited with status 3"),
+        ("cat > /dev/null", "printed nothing on stdout"),
+        ('cat > /dev/null; echo \'{"ok": false, "status": "400"}\'', '"status" must be an HTTP status'),
+        (_Raises(), "raised RuntimeError: my client crashed"),
+        (_ReturnsText(), "returns contracts.client.Success or Failure, got str"),
+        (_ViewWithoutFields(), 'licence_info: "result" needs "deployment"'),
+    ],
+    ids=["not-json", "exit-status", "silent", "bad-status", "raises", "wrong-type", "view-fields"],
+)
+def test_a_broken_adapter_is_reported_clearly(mock: MockFleet, client: Any, fragment: str) -> None:
+    report = run(mock, client)
+    assert report.rule == "adapter-protocol", report.render()
+    assert fragment in report.detail, report.detail
+
+
+def test_a_hanging_command_is_killed_and_reported() -> None:
+    client = CommandClient("cat > /dev/null; sleep 30", timeout=0.5)
+    try:
+        result = client.call(Call("nominate", Instance("prod", "http://127.0.0.1:9", "k")))
+    finally:
+        client.close()
+    assert result.outcome is None and result.problem is not None and "still running after 0.5 s" in result.problem
+
+
+def test_the_wire_format_request(mock: MockFleet, tmp_path: Path) -> None:
+    """What a command receives on stdin, exactly as the README documents it."""
+    script = tmp_path / "echo.sh"
+    script.write_text(f'cat > {tmp_path}/request.json; echo \'{{"ok": false, "status": null, "error": "x"}}\'\n')
+    client = CommandClient(f"sh {script}")
+    try:
+        instance = Instance("backup", "http://127.0.0.1:1", "secret")
+        result = client.call(Call("register_offline", instance, {"licence": b"licence bytes"}))
+        doc = json.loads((tmp_path / "request.json").read_text())
+    finally:
+        client.close()
+    assert result.outcome == Failure(None, "x")
+    assert doc["protocol"] == "mockcore-contracts-client/1" and doc["operation"] == "register_offline"
+    assert doc["instance"] == {"name": "backup", "url": "http://127.0.0.1:1", "apikey": "secret"}
+    assert set(doc["arguments"]) == {"licence_path", "licence_base64"}
+    assert doc["arguments"]["licence_base64"] == "bGljZW5jZSBieXRlcw=="
+
+
+def test_outcomes_parse_strictly() -> None:
+    assert parse_outcome({"ok": True}, "nominate") == Success({})
+    assert parse_outcome({"ok": False, "status": 400, "error": "e"}, "nominate") == Failure(400, "e")
+    assert parse_outcome({"ok": True, "result": {"is_backup": False}}, "backup_flag") == Success({"is_backup": False})
+    for bad in ([], {"ok": "yes"}, {"ok": False, "status": 400}, {"ok": False, "status": True, "error": "e"}):
+        with pytest.raises(ValueError):
+            parse_outcome(bad, "nominate")
+    with pytest.raises(ValueError, match="is_backup"):
+        parse_outcome({"ok": True, "result": {}}, "backup_flag")
+
+
+def test_adapter_references_are_checked(tmp_path: Path) -> None:
+    with pytest.raises(AdapterError, match="MODULE:CLASS"):
+        load_adapter("examples.clients.python_client.adapter")
+    with pytest.raises(AdapterError, match="cannot import no_such_module"):
+        load_adapter("no_such_module:Adapter")
+    with pytest.raises(AdapterError, match="has no Missing"):
+        load_adapter("examples.clients.python_client.adapter:Missing")
+    partial = tmp_path / "partial.py"
+    partial.write_text("class Half:\n    def activate(self, instance, key, quantity): ...\n")
+    with pytest.raises(AdapterError, match="lacks the method"):
+        load_adapter(f"{partial}:Half")
+    assert isinstance(load_adapter("examples.clients.python_client.adapter:Adapter"), Adapter)
+
+
+def test_a_mock_with_fidelity_overrides_needs_them_named(tmp_path: Path) -> None:
+    overrides = tmp_path / "overrides.yaml"
+    overrides.write_text('errors:\n  E_NOT_BACKUP: {status: 409, text: "Not a backup"}\n')
+    with MockFleet(instances=DEFAULT_INSTANCES, keys=list(DEFAULT_KEYS), overrides=overrides) as fleet:
+        unnamed = check_client(Adapter(), url=fleet.urls["prod"], apikey=fleet.apikey, settings=DRILLS_ONLY)
+        named = check_client(
+            Adapter(), url=fleet.urls["prod"], apikey=fleet.apikey, settings=DRILLS_ONLY, overrides=overrides
+        )
+    assert unnamed.rule == "outcome-agrees-with-model" and "Not a backup" in unnamed.detail, unnamed.render()
+    assert named.passed, named.render()
+
+
+# The relay and the CLI
+
+
+def test_the_relay_loses_exactly_the_armed_answer(mock: MockFleet) -> None:
+    requests.delete(f"{mock.urls['prod']}/_mock/journal", timeout=10)
+    relay = Relay(mock.urls["prod"])
+    try:
+        session = requests.Session()
+        headers = {"apikey": mock.apikey}
+        assert session.get(relay.url + "/admin/license/backup", headers=headers, timeout=10).json() == {
+            "is_backup": False
+        }
+        relay.arm("POST", "/admin/license/activation")
+        with pytest.raises(requests.ConnectionError):
+            session.post(relay.url + "/admin/license/activation", json={"activationKey": mock.key}, headers=headers)
+        assert relay.disarm() is False  # used up
+        licence = session.get(relay.url + "/admin/license", headers=headers, timeout=10).json()
+        assert licence["online_activated"] is True  # the lost request was carried out
+    finally:
+        relay.close()
+    entries = requests.get(f"{mock.urls['prod']}/_mock/journal", timeout=10).json()["entries"]
+    assert [(e["path"], e["status"], e["request_headers"]["x-contracts-relay"]) for e in entries] == [
+        ("/admin/license/backup", 200, "relayed"),
+        ("/admin/license/activation", 200, "answer-lost"),
+        ("/admin/license", 200, "relayed"),
+    ]
+    assert entries[1]["request_headers"]["apikey"] == mock.apikey  # headers as the client sent them
+
+
+def cli(*args: str) -> Any:
+    return CliRunner().invoke(contracts_main, ["client", *args], catch_exceptions=False)
+
+
+def test_the_cli_exit_codes(mock: MockFleet) -> None:
+    target = ["--url", mock.urls["prod"], "--apikey", mock.apikey, "--examples", "0"]
+    passed = cli("--adapter", "examples.clients.python_client.adapter:Adapter", *target)
+    assert passed.exit_code == 0, passed.output
+    assert "PASSED: every property held" in passed.output and "outcomes seen: activate: 400" in passed.output
+    failed = cli("--adapter", "examples.clients.buggy_clients:InventsErrors", *target, "--json")
+    assert failed.exit_code == 1, failed.output
+    doc = json.loads(failed.output)
+    assert (doc["passed"], doc["rule"]) == (False, "surfaces-server-error")
+    assert doc["sequence"][-1]["kind"] == "client" and doc["sequence"][-1]["exchanges"]
+    for args, message in [
+        ((), "give exactly one of --adapter"),
+        (("--adapter", "a:B", "--command", "c"), "give exactly one of --adapter"),
+        (("--adapter", "examples.clients.python_client.adapter"), "MODULE:CLASS"),
+        (("--command", "true", "--url", mock.urls["prod"], "--instance", "x"), "not with --url"),
+        (("--command", "true", "--url", "http://127.0.0.1:9"), "cannot reach"),
+    ]:
+        result = cli(*args)
+        assert (result.exit_code, message in result.output) == (2, True), (args, result.output)
+
+
+# The pytest fixture
+
+
+@pytest.fixture
+def client_harness_mock(mock: MockFleet) -> tuple[str, str | None]:
+    """The plugin's session mock, replaced by this module's (as a user's conftest may)."""
+    return mock.urls["prod"], mock.apikey
+
+
+def test_the_client_harness_fixture(client_harness: Callable[..., ClientReport]) -> None:
+    assert client_harness(Adapter(), examples=0).passed
+    report = client_harness(buggy_clients.QuantityAsList(), examples=0)
+    assert report.rule == "request-well-formed"
+
+
+def test_the_harness_imports_no_mockcore() -> None:
+    sources = (ROOT / "contracts" / "client").glob("*.py")
+    offending = [p.name for p in sources if re.search(r"^\s*(import|from)\s+mockcore\b", p.read_text(), re.M)]
+    assert offending == []
+    code = "import sys, contracts.client.harness, contracts.client.cli; print('mockcore' in sys.modules)"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT)
+    assert done.stdout.strip() == "False"
+
+
+def test_a_python_client_that_hangs_is_reported() -> None:
+    class Hangs(Adapter):
+        def nominate(self, instance: Instance) -> Outcome:
+            import time
+
+            time.sleep(5)
+            return Success()
+
+    client = PythonClient(Hangs(), timeout=0.2)
+    try:
+        result = client.call(Call("nominate", Instance("prod", "http://127.0.0.1:9", "k")))
+    finally:
+        client.close()
+    assert result.outcome is None and result.problem == "nominate did not return within 0.2 s"
+
+
+# The README walkthrough, as written
+
+
+def walkthrough_commands() -> list[tuple[str, int, str]]:
+    """(command, exit status, expected text) for each line of the walkthrough's sh block."""
+    text = README.read_text()
+    start = text.index("## Validating a client")
+    block_start = text.index("```sh\n", text.index("### Walkthrough", start)) + len("```sh\n")
+    block = text[block_start : text.index("```", block_start)].replace("\\\n", " ")
+    commands = []
+    for line in block.splitlines():
+        match = re.fullmatch(r"(.+?)\s+# exit (\d+): (.+)", line.strip())
+        assert match, f"a walkthrough line without its `# exit N: ...` expectation: {line!r}"
+        commands.append((match[1], int(match[2]), match[3].strip()))
+    return commands
+
+
+def test_the_readme_walkthrough_runs_as_written() -> None:
+    commands = walkthrough_commands()
+    assert len(commands) >= 5
+    problems = []
+    for command, status, expected in commands:
+        done = subprocess.run(
+            ["bash", "-c", command], cwd=ROOT, capture_output=True, text=True, timeout=300, check=False
+        )
+        output = done.stdout + done.stderr
+        if done.returncode != status or expected not in output:
+            problems.append(f"{command}\n  expected exit {status} and {expected!r}, got {done.returncode}:\n{output}")
+    assert problems == [], "\n".join(problems)
