@@ -203,7 +203,7 @@ class Checker:
     def activate(self, name: str, key: str, quantity: object) -> None:
         doc = {"activationKey": key, "quantity": quantity, "comment": "contract suite"}
         self._run(
-            f"activate {name} online with key {self._key_label(key)}, quantity {quantity!r}",
+            f"activate {name} online with key {self.key_label(key)}, quantity {quantity!r}",
             lambda m: m.activate(name, key, quantity),
             lambda: self._post(name, "/admin/license/activation", json_body=doc),
         )
@@ -218,8 +218,8 @@ class Checker:
     def register_online(self, name: str, key: str, production: str) -> None:
         headers = {"activation-key": key, "active-deployment-id": production}
         self._run(
-            f"register {name} as an online backup of {self._deployment_label(production)}"
-            f" on key {self._key_label(key)}",
+            f"register {name} as an online backup of {self.deployment_label(production)}"
+            f" on key {self.key_label(key)}",
             lambda m: m.register_online(name, key, production),
             lambda: self._post(name, "/admin/license/backup", headers=headers),
         )
@@ -294,7 +294,7 @@ class Checker:
     def obtain_file(self, key: str, deployment: str, quantity: int = 1) -> LicenceFileModel | None:
         """`GET /activation`: the licence file it issues, known to the model from now on, or None."""
         step = self._begin(
-            f"obtain a licence file for {self._deployment_label(deployment)} on key {self._key_label(key)}"
+            f"obtain a licence file for {self.deployment_label(deployment)} on key {self.key_label(key)}"
         )
         model = self.model.copy()
         outcome = model.obtain_file(key, deployment, quantity)
@@ -329,7 +329,7 @@ class Checker:
         return issued
 
     def free_slot(self, key: str, deployment: str) -> None:
-        step = self._begin(f"free the slot of {self._deployment_label(deployment)} on key {self._key_label(key)}")
+        step = self._begin(f"free the slot of {self.deployment_label(deployment)} on key {self.key_label(key)}")
         model = self.model.copy()
         outcome = model.free_slot(key, deployment)
         step.expected = str(outcome.status)
@@ -437,9 +437,9 @@ class Checker:
     # Labels for reports
 
     def _labels(self, deployments: list[str]) -> list[str]:
-        return [self._deployment_label(d) for d in deployments]
+        return [self.deployment_label(d) for d in deployments]
 
-    def _deployment_label(self, deployment: str) -> str:
+    def deployment_label(self, deployment: str) -> str:
         owners = self.model.deployments()
         if deployment in owners:
             return f"{owners[deployment]}'s deployment"
@@ -449,7 +449,7 @@ class Checker:
             return f"the malformed deployment {deployment!r}"
         return deployment
 
-    def _key_label(self, key: str) -> str:
+    def key_label(self, key: str) -> str:
         for i, spec in enumerate(self.keys):
             if spec.key == key:
                 return f"#{i + 1} ({key})"

@@ -147,7 +147,7 @@ class Harness:
         }[start]
         self.log.steps = [ClientStep(1, title + "; the clock frozen")]
         self.file_labels = {}
-        problems = differences(model, doc, self.names, self.checker._deployment_label)
+        problems = differences(model, doc, self.names, self.checker.deployment_label)
         if problems:
             raise self._fail(
                 Violation("mock-agrees-with-model", f"the fleet at the start ({start}): " + "; ".join(problems))
@@ -216,12 +216,12 @@ class Harness:
     def _title(self, operation: str, name: str, arguments: dict[str, Any]) -> str:
         c = self.checker
         if operation == ACTIVATE:
-            return f"activate {name} online with key {c._key_label(arguments['key'])}, quantity {arguments['quantity']}"
+            return f"activate {name} online with key {c.key_label(arguments['key'])}, quantity {arguments['quantity']}"
         if operation == UPLOAD_LICENCE:
             return f"upload {self.file_label(arguments['licence'])} to {name}"
         if operation == REGISTER_ONLINE:
-            production = c._deployment_label(arguments["production_deployment"])
-            return f"register {name} as an online backup of {production} on key {c._key_label(arguments['key'])}"
+            production = c.deployment_label(arguments["production_deployment"])
+            return f"register {name} as an online backup of {production} on key {c.key_label(arguments['key'])}"
         if operation == REGISTER_OFFLINE:
             return f"register {name} as an offline backup with {self.file_label(arguments['licence'])}"
         return {
@@ -339,7 +339,7 @@ class Harness:
                 )
             model = again if second.ok else after
         self.checker.model = model
-        problems = differences(model, self.fleet.state_document(), self.names, self.checker._deployment_label)
+        problems = differences(model, self.fleet.state_document(), self.names, self.checker.deployment_label)
         if problems:
             raise Violation(
                 "fleet-matches-model",
