@@ -218,8 +218,7 @@ class Checker:
     def register_online(self, name: str, key: str, production: str) -> None:
         headers = {"activation-key": key, "active-deployment-id": production}
         self._run(
-            f"register {name} as an online backup of {self.deployment_label(production)}"
-            f" on key {self.key_label(key)}",
+            f"register {name} as an online backup of {self.deployment_label(production)} on key {self.key_label(key)}",
             lambda m: m.register_online(name, key, production),
             lambda: self._post(name, "/admin/license/backup", headers=headers),
         )
