@@ -130,7 +130,6 @@ def _quantities() -> st.SearchStrategy[object]:
 def machine_for(fleet: Fleet, log: StepLog) -> type[RuleBasedStateMachine]:
     """A state machine class bound to this target (a class per run: no module-level state)."""
     names = list(fleet.instances)
-    checker_box: list[Checker] = []
 
     def keys_strategy(checker: Checker) -> st.SearchStrategy[str]:
         real = [k.key for k in checker.keys]
@@ -151,7 +150,6 @@ def machine_for(fleet: Fleet, log: StepLog) -> type[RuleBasedStateMachine]:
         def __init__(self) -> None:
             super().__init__()
             self.checker = Checker(fleet, log)
-            checker_box[:] = [self.checker]
             self.checker.start()
 
         @initialize(start=st.sampled_from(STARTS))
@@ -389,7 +387,7 @@ def run_server_suite(
     run = ServerRun()
     wants_parity = recording or recorded is not None
     if not fleet.control:
-        run.reports.append(run_checked("read-only", fleet, _read_only_started))
+        run.reports.append(run_checked("read-only", fleet, read_only))
         if not fleet.target.allow_destructive:
             run.skipped.append(
                 "destructive steps: the target has no control plane (a real Core?); pass --allow-destructive to run "
@@ -417,7 +415,3 @@ def run_server_suite(
         if recorded is not None:
             run.parity = parity.compare(recorded, run.snapshot)
     return run
-
-
-def _read_only_started(checker: Checker) -> None:
-    read_only(checker)
