@@ -303,6 +303,23 @@ def edit_licence_file(content: bytes) -> bytes:
     return content[:middle] + bytes([content[middle] ^ 0x01]) + content[middle + 1 :]
 
 
+def stateful_settings(examples: int, steps: int, derandomize: bool, phases: tuple[Phase, ...]) -> settings:
+    """The Hypothesis settings of a suite run against a live target: no deadline (the network sets the pace), no
+    example database written where the user runs it, no health check (a slow target is not a broken one), and the
+    first failure shrunk and raised."""
+    return settings(
+        max_examples=examples,
+        stateful_step_count=steps,
+        deadline=None,
+        derandomize=derandomize,
+        database=None,
+        phases=phases,
+        suppress_health_check=list(HealthCheck),
+        report_multiple_bugs=False,
+        print_blob=False,
+    )
+
+
 def run_state_machine(fleet: Fleet, suite: SuiteSettings) -> Report:
     """Explore the target with the state machine (targets with a control plane)."""
     log = StepLog()
@@ -313,17 +330,7 @@ def run_state_machine(fleet: Fleet, suite: SuiteSettings) -> Report:
             f"the target has {len(fleet.instances)} instance(s); backups and nominations are explored best with "
             f"{MIN_INSTANCES} or more (mockcore serve --instance a --instance b --instance c)"
         )
-    hypothesis_settings = settings(
-        max_examples=suite.examples,
-        stateful_step_count=suite.steps,
-        deadline=None,
-        derandomize=suite.derandomize,
-        database=None,
-        phases=suite.phases,
-        suppress_health_check=list(HealthCheck),
-        report_multiple_bugs=False,
-        print_blob=False,
-    )
+    hypothesis_settings = stateful_settings(suite.examples, suite.steps, suite.derandomize, suite.phases)
     started = time.monotonic()
     try:
         run_state_machine_as_test(machine, settings=hypothesis_settings)

@@ -20,7 +20,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from hypothesis import HealthCheck, Phase, settings
+from hypothesis import Phase
 from hypothesis import strategies as st
 from hypothesis.errors import Flaky
 from hypothesis.stateful import Bundle, RuleBasedStateMachine, initialize, multiple, rule, run_state_machine_as_test
@@ -51,7 +51,7 @@ from contracts.client.relay import Relay
 from contracts.client.report import ClientReport, ClientStep
 from contracts.model import ACTIVE, BACKUPS, UNLICENSED, LicenceFileModel, Model
 from contracts.model import Outcome as Expected
-from contracts.server_suite import edit_licence_file
+from contracts.server_suite import edit_licence_file, stateful_settings
 from contracts.spec import ContractSpec
 from contracts.target import Fleet, TargetError
 
@@ -639,16 +639,8 @@ def run_harness(client: ClientDriver, fleet: Fleet, harness_settings: HarnessSet
 def _explore(h: Harness, harness_settings: HarnessSettings, report: ClientReport) -> None:
     machine = machine_for(h)
     runs_before = h.log.runs
-    hypothesis_settings = settings(
-        max_examples=harness_settings.examples,
-        stateful_step_count=harness_settings.steps,
-        deadline=None,
-        derandomize=harness_settings.derandomize,
-        database=None,
-        phases=harness_settings.phases,
-        suppress_health_check=list(HealthCheck),
-        report_multiple_bugs=False,
-        print_blob=False,
+    hypothesis_settings = stateful_settings(
+        harness_settings.examples, harness_settings.steps, harness_settings.derandomize, harness_settings.phases
     )
     try:
         run_state_machine_as_test(machine, settings=hypothesis_settings)
