@@ -5,7 +5,6 @@ and a short destructive failover (a real Core, with `--allow-destructive`), also
 from __future__ import annotations
 
 from contracts.checks import EXPIRATION, UNKNOWN_APIKEY, Checker, Violation
-from contracts.exchange import Exchange
 
 
 def read_only(checker: Checker) -> None:
@@ -17,8 +16,8 @@ def read_only(checker: Checker) -> None:
         flag = checker._get(name, "/admin/license/backup")
         ready = checker.conn.request("GET", checker._url(name, "/readyz?verbose=true"))
         step.exchanges = checker.conn.recorder.take()
-        body = _object(licence, "licence-view")
-        is_backup = _object(flag, "backup-flag-agrees-with-licence").get("is_backup")
+        body = checker._json(licence, "licence-view")
+        is_backup = checker._json(flag, "backup-flag-agrees-with-licence").get("is_backup")
         if not isinstance(is_backup, bool):
             raise Violation("backup-flag-agrees-with-licence", f"is_backup must be a boolean, got {is_backup!r}")
         licensed = "days_left" in body
@@ -30,7 +29,7 @@ def read_only(checker: Checker) -> None:
                 raise Violation("backup-flag-agrees-with-licence", f"{name} is unlicensed yet says it is a backup")
         elif not EXPIRATION.fullmatch(str(body.get("expiration"))) or not isinstance(body.get("days_left"), int):
             raise Violation("licence-view-shape", f"{name}: expiration MM/DD/YYYY and an int days_left, got {body}")
-        status = _object(ready, "readyz").get("license")
+        status = checker._json(ready, "readyz").get("license")
         status = status.get("status") if isinstance(status, dict) else None
         if not licensed and (ready.status, status) != (503, "invalid"):
             raise Violation("readyz-unlicensed", f"{name} is unlicensed: /readyz must be 503 invalid, got {status}")
@@ -71,24 +70,11 @@ REFUSALS_OF_UNLICENSED = (
 def _refused(
     checker: Checker, name: str, method: str, path: str, code: str, rule: str, body: bytes | None = None
 ) -> None:
-    step = checker._begin(f"{method} {path} on {name} (refused in its state)")
-    headers = checker._auth(name)
-    answer = checker.conn.request(method, checker._url(name, path), headers=headers, body=body)
-    step.exchanges = checker.conn.recorder.take()
-    outcome = checker.model.error(code, rule)
-    step.expected = f"{outcome.status} {code}"
-    checker._compare(outcome, answer)
-    checker.log.outcomes[rule] += 1
-
-
-def _object(exchange: Exchange, rule: str) -> dict[str, object]:
-    try:
-        body = exchange.json()
-    except ValueError as exc:
-        raise Violation(rule, f"{exchange.method} {exchange.url}: not JSON: {exchange.response_body[:200]!r}") from exc
-    if not isinstance(body, dict):
-        raise Violation(rule, f"{exchange.method} {exchange.url}: not a JSON object: {body!r}")
-    return body
+    checker._run(
+        f"{method} {path} on {name} (refused in its state)",
+        lambda m: m.error(code, rule),
+        lambda: checker.conn.request(method, checker._url(name, path), headers=checker._auth(name), body=body),
+    )
 
 
 def failover(checker: Checker) -> None:

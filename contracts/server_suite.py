@@ -162,6 +162,14 @@ def machine_for(fleet: Fleet, log: StepLog) -> type[RuleBasedStateMachine]:
         def on(self, data: st.DataObject) -> str:
             return instance(self, data)
 
+        def deployment_of(self, who: str | None) -> str:
+            """An instance's deployment id; None: an outside machine's; "malformed": one of the wrong format."""
+            if who is None:
+                return OUTSIDER
+            if who == "malformed":
+                return MALFORMED_DEPLOYMENT
+            return self.checker.model.instances[who].deployment
+
         @rule(data=st.data(), quantity=_quantities())
         def activate(self, data: st.DataObject, quantity: object) -> None:
             self.checker.activate(self.on(data), data.draw(keys_strategy(self.checker), "key"), quantity)
@@ -181,12 +189,7 @@ def machine_for(fleet: Fleet, log: StepLog) -> type[RuleBasedStateMachine]:
         @rule(data=st.data(), production=st.sampled_from([*names, None, "own"]))
         def register_online(self, data: st.DataObject, production: str | None) -> None:
             name = self.on(data)
-            if production is None:
-                deployment = OUTSIDER
-            elif production == "own":
-                deployment = self.checker.model.instances[name].deployment
-            else:
-                deployment = self.checker.model.instances[production].deployment
+            deployment = self.deployment_of(name if production == "own" else production)
             self.checker.register_online(name, data.draw(keys_strategy(self.checker), "key"), deployment)
 
         @rule(data=st.data(), production=st.sampled_from(names))
@@ -220,19 +223,13 @@ def machine_for(fleet: Fleet, log: StepLog) -> type[RuleBasedStateMachine]:
             quantity=st.one_of(st.just(1), st.just(1), st.sampled_from([0, 1001])),
         )
         def obtain_file(self, data: st.DataObject, owner: str | None, quantity: int) -> object:
-            if owner is None:
-                deployment = OUTSIDER
-            elif owner == "malformed":
-                deployment = MALFORMED_DEPLOYMENT
-            else:
-                deployment = self.checker.model.instances[owner].deployment
+            deployment = self.deployment_of(owner)
             issued = self.checker.obtain_file(data.draw(keys_strategy(self.checker), "key"), deployment, quantity)
             return multiple() if issued is None else issued
 
         @rule(data=st.data(), owner=st.sampled_from([*names, None]))
         def free_slot(self, data: st.DataObject, owner: str | None) -> None:
-            deployment = OUTSIDER if owner is None else self.checker.model.instances[owner].deployment
-            self.checker.free_slot(data.draw(keys_strategy(self.checker), "key"), deployment)
+            self.checker.free_slot(data.draw(keys_strategy(self.checker), "key"), self.deployment_of(owner))
 
         @rule(data=st.data())
         def scan(self, data: st.DataObject) -> None:
