@@ -1,17 +1,21 @@
-"""One contract step = one operation sent to the target over HTTP, its answer compared with the model's prediction.
+"""One contract step = one request sent to the target over HTTP, its answer compared with the model's prediction.
 
 `Checker` owns the model of the target's fleet and the step log. Every operation method sends the real request,
-asks the model what a conforming server answers, and raises `Violation` (naming the broken rule) when the target
-answers otherwise; `check_fleet` compares every instance's licence view and the activation server's slots with the
-model after each step.
+asks the model what a conforming server answers, and raises `Violation` (naming the broken rule of the inventory,
+`contracts.rules`) when the target answers otherwise, field by field. After each operation it reads back what the
+operation can have changed, and nothing more: the instance's licence view (and backup flag when the operation
+succeeded), the activation server's slot holders when slots can have moved, and any other instance whose online
+slot the model says is gone. `check_fleet` reads everything, at the start and end of a run.
 """
 
 from __future__ import annotations
 
 import re
 from collections import Counter
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
+from typing import Any
 
 import yaml
 
@@ -22,8 +26,10 @@ from contracts.model import (
     LicenceFileModel,
     Model,
     Outcome,
+    Terms,
 )
-from contracts.target import Fleet, KeySpec
+from contracts.rules import RULE_IDS
+from contracts.target import Fleet, KeySpec, TargetError
 
 UNKNOWN_KEY = "ZZZZ-ZZZZ-ZZZZ-ZZZZ-ZZZZ-ZZZZ-ZZZZ"  # well-formed, on no activation server
 MALFORMED_KEY = "not-an-activation-key"
@@ -31,21 +37,42 @@ OUTSIDER = "MSCL" + "0123456789abcdef" * 2  # a well-formed deployment id of a m
 MALFORMED_DEPLOYMENT = "MSCL-not-a-deployment"
 UNKNOWN_APIKEY = "0a1b2c3d4e5f6a7b8c9d0e1f2a3b4c5d6e7f"  # 36 lowercase hex, the documented shape, known nowhere
 SAMPLE = b"mockcore contract suite: a harmless sample file\n"
+EICAR = rb"X5O!P%@AP[4\PZX54(P^)7CC)7}$EICAR-STANDARD-ANTIVIRUS-TEST-FILE!$H+H*"
 DATA_ID = re.compile(r"[0-9a-f]{32}")
 EXPIRATION = re.compile(r"\d{2}/\d{2}/\d{4}")
-
-# SPEC §4: the licensed shape of GET /admin/license and each field's type.
-LICENSED_FIELDS: dict[str, type | tuple[type, ...]] = {
+LICENCE_FILE_FIELDS = frozenset(
+    {
+        "product_id",
+        "product_name",
+        "activation_key",
+        "deployment",
+        "expiration",
+        "licensed_engines",
+        "licensed_to",
+        "max_node_count",
+        "online",
+        "issued",
+        "signature",
+    }
+)
+# The licensed view's fields: each one's rule and type (`licensed_engines` is checked by value: the string "*").
+LICENSED_FIELDS: dict[str, type] = {
     "days_left": int,
     "deployment": str,
     "expiration": str,
-    "licensed_engines": (str, list),
     "licensed_to": str,
     "max_node_count": str,
     "online_activated": bool,
     "product_id": str,
     "product_name": str,
+    "licensed_engines": str,
 }
+TERM_FIELDS = ("product_id", "product_name", "licensed_to", "max_node_count", "licensed_engines")
+# Operations after which the activation server's slots can have changed (or, refused, must not have).
+SLOT_OPERATIONS = frozenset({"activate", "upload", "register", "unregister", "nominate", "deactivate", "activation"})
+
+
+KeyChooser = Callable[[date, list[dict[str, Any]]], list[dict[str, Any]]]
 
 
 class Violation(AssertionError):
@@ -55,6 +82,13 @@ class Violation(AssertionError):
         super().__init__(f"[{rule}] {detail}")
         self.rule = rule
         self.detail = detail
+
+
+def broken(rule: str, detail: str) -> Violation:
+    """A violation of an inventory rule (an id missing from the inventory is a bug of the suite, said at once)."""
+    if rule not in RULE_IDS:
+        raise ValueError(f"the suite names a rule that is not in the inventory: {rule!r}")
+    return Violation(rule, detail)
 
 
 @dataclass
@@ -67,12 +101,13 @@ class Step:
 
 @dataclass
 class StepLog:
-    """The steps of the current run (a Hypothesis example, or a fixed sequence)."""
+    """The steps of the current run (a Hypothesis example, a drill, or a fixed sequence)."""
 
     steps: list[Step] = field(default_factory=list)
     runs: int = 0
     total_steps: int = 0
-    outcomes: Counter[str] = field(default_factory=Counter)  # how often each rule's answer was seen
+    reads: int = 0  # requests sent only to check what a step changed
+    outcomes: Counter[str] = field(default_factory=Counter)  # rule id -> times it was exercised and held
 
     def start_run(self) -> None:
         self.steps = []
@@ -86,6 +121,10 @@ def describe(outcome: Outcome) -> str:
     return f"{outcome.status} {outcome.body}" if outcome.body is not None else str(outcome.status)
 
 
+def terms_of(doc: Mapping[str, Any]) -> Terms:
+    return Terms(*(doc.get(name) for name in TERM_FIELDS))  # type: ignore[arg-type]
+
+
 class Checker:
     def __init__(self, fleet: Fleet, log: StepLog, *, know_clock: bool | None = None) -> None:
         self.fleet = fleet
@@ -96,183 +135,344 @@ class Checker:
         self.model: Model = Model({}, [], date.today(), fleet.target.catalogue)
         self.keys: list[KeySpec] = []
         self.refused_last = False  # the last operation was refused: nothing may have changed
+        self.last_rule = ""  # the rule of the last operation, blamed when what it changed reads wrong
+        self.verify_after = True  # read back what each operation changed (the client harness does its own)
 
     # Setting up
 
-    def start(self) -> None:
-        """With a control plane: reset the target, freeze its clock, and build the model from what it shows."""
-        self.log.start_run()
+    def start(self, keys: KeyChooser | None = None, *, new_run: bool = True) -> None:
+        """With a control plane: reset the target (then load the keys `keys` chooses, as state-document entries,
+        from today's date and the target's own entries), freeze its clock, and build the model from what it
+        shows."""
+        if new_run:
+            self.log.start_run()
         if self.fleet.control:
             self.fleet.control_request("POST", "reset")
+            if keys is not None:
+                document = self.fleet.state_document()
+                today = datetime.fromisoformat(document["clock"]["now"]).date()
+                document["keys"] = keys(today, document.get("keys", []))
+                self.fleet.control_request("PUT", "state", document)
             self.fleet.log_in_again()
             self.fleet.control_request("PUT", "clock", {"frozen": True})
         self.keys = self.fleet.keys()
         today = self.fleet.today() or datetime.now().date()
         deployments = {}
         for name in self.names:
-            step = self._begin(f"read the starting licence of {name}")
-            exchange = self._get(name, "/admin/license")
-            body = self._json(exchange, "licence-view")
+            step = self.begin(f"read the starting licence of {name}")
+            exchange = self.get(name, "/admin/license")
+            step.exchanges = self.conn.recorder.take()
+            body = self.json_of(exchange, "state.starts-unlicensed")
             if exchange.status != 200 or set(body) - {"deployment", "deployment_id"} or "deployment" not in body:
-                raise Violation(
-                    "starts-unlicensed",
+                raise broken(
+                    "state.starts-unlicensed",
                     f"{name} must be unlicensed at the start (after a reset where the target has a control plane); "
                     f"GET /admin/license answered {exchange.status} {body}",
                 )
-            step.exchanges = self.conn.recorder.take()
-            deployments[name] = str(body["deployment"])
+            deployment = str(body["deployment"])
+            if not DEPLOYMENT_FORMAT.fullmatch(deployment) or body.get("deployment_id", deployment) != deployment:
+                raise broken("state.deployment-id", f"{name}'s deployment id is MSCL + 32 lowercase hex: {body}")
+            known_before = self.fleet.deployments.get(name)
+            if known_before is not None and known_before != deployment:
+                raise broken("state.deployment-id", f"{name}'s deployment changed from {known_before} to {deployment}")
+            deployments[name] = deployment
+            self.exercised("state.starts-unlicensed", "state.deployment-id")
         self.fleet.deployments = deployments
-        keys = [KeyModel(k.key, k.slots, k.expires or date.max) for k in self.keys]
+        terms = self.fleet.key_terms()
+        models = [KeyModel(k.key, k.slots, k.expires or date.max, terms=_terms(terms.get(k.key))) for k in self.keys]
         if self.fleet.control:
             for key, holders in self.fleet.holders().items():
                 if holders:
-                    raise Violation("starts-with-free-slots", f"key {key} has slots held at the start: {holders}")
-        self.model = Model(deployments, keys, today, self.fleet.target.catalogue)
+                    raise broken("state.starts-unlicensed", f"key {key} has slots held at the start: {holders}")
+        self.model = Model(deployments, models, today, self.fleet.target.catalogue)
+        self.refused_last, self.last_rule = False, ""
 
     # HTTP
 
-    def _url(self, name: str, path: str) -> str:
+    def url(self, name: str, path: str) -> str:
         return self.fleet.instances[name] + path
 
-    def _auth(self, name: str) -> dict[str, str]:
+    def auth(self, name: str) -> dict[str, str]:
         return {"apikey": self.fleet.apikeys[name]}
 
-    def _get(self, name: str, path: str) -> Exchange:
-        return self.conn.request("GET", self._url(name, path), headers=self._auth(name))
+    def get(self, name: str, path: str, headers: Mapping[str, str] | None = None) -> Exchange:
+        return self.conn.request("GET", self.url(name, path), headers={**self.auth(name), **(headers or {})})
 
-    def _post(self, name: str, path: str, **kwargs: object) -> Exchange:
-        headers = {**self._auth(name), **kwargs.pop("headers", {})}  # type: ignore[dict-item]
-        return self.conn.request("POST", self._url(name, path), headers=headers, **kwargs)  # type: ignore[arg-type]
+    def post(self, name: str, path: str, **kwargs: Any) -> Exchange:
+        headers = {**self.auth(name), **kwargs.pop("headers", {})}
+        return self.conn.request("POST", self.url(name, path), headers=headers, **kwargs)
 
-    def _begin(self, title: str) -> Step:
+    def begin(self, title: str) -> Step:
         step = Step(len(self.log.steps) + 1, title)
         self.log.steps.append(step)
         self.log.total_steps += 1
         return step
 
+    def exercised(self, *rules: str) -> None:
+        self.log.outcomes.update(rules)
+
     @staticmethod
-    def _json(exchange: Exchange, rule: str) -> dict[str, object]:
+    def json_of(exchange: Exchange, rule: str) -> dict[str, Any]:
         try:
             body = exchange.json()
         except ValueError as exc:
-            raise Violation(rule, f"the answer is not JSON: {exchange.response_body[:200]!r}") from exc
+            raise broken(rule, f"the answer is not JSON: {exchange.response_body[:200]!r}") from exc
         if not isinstance(body, dict):
-            raise Violation(rule, f"the answer is not a JSON object: {body!r}")
+            raise broken(rule, f"the answer is not a JSON object: {body!r}")
         return body
 
-    def _run(self, title: str, predict: object, send: object) -> tuple[Outcome, Exchange]:
-        """Predict on a copy of the model, send, compare; the copy becomes the model when the target agrees."""
-        step = self._begin(title)
-        model = self.model.copy()
-        outcome: Outcome = predict(model)  # type: ignore[operator]
-        step.expected = describe(outcome)
+    def send_step(self, title: str, send: Callable[[], Exchange], expected: str = "") -> Exchange:
+        """Send one request as a step of the report; a request with no HTTP answer breaks `service.answers`."""
+        step = self.begin(title)
+        step.expected = expected
         try:
-            exchange: Exchange = send()  # type: ignore[operator]
+            answer = send()
+            self.exercised("service.answers")
+            return answer
         except OSError as exc:  # requests' connection errors, a dropped connection
-            raise Violation("answers-every-request", f"no HTTP answer: {exc}") from exc
+            raise broken("service.answers", f"no HTTP answer: {exc}") from exc
         finally:
             step.exchanges = self.conn.recorder.take()
-        self._compare(outcome, exchange)
-        self.log.outcomes[outcome.rule] += 1
+
+    def run(
+        self,
+        title: str,
+        predict: Callable[[Model], Outcome],
+        send: Callable[[], Exchange],
+        *,
+        on: str | None = None,
+        kind: str = "",
+    ) -> tuple[Outcome, Exchange]:
+        """Predict on a copy of the model, send, compare; the copy becomes the model when the target agrees. Then
+        read back what the operation (`kind`, on instance `on`) can have changed."""
+        model = self.model.copy()
+        outcome = predict(model)
+        exchange = self.send_step(title, send, describe(outcome))
+        self.compare(outcome, exchange)
+        self.exercised(*outcome.rules)
         self.model = model
         self.refused_last = outcome.error is not None
+        self.last_rule = outcome.rule
+        if self.verify_after and kind:
+            self.verify(on, kind, changed=outcome.ok)
         return outcome, exchange
 
-    def _compare(self, outcome: Outcome, exchange: Exchange) -> None:
+    def compare(self, outcome: Outcome, exchange: Exchange) -> None:
+        """The answer against the prediction: a different status or kind of answer breaks the operation's rule; the
+        right refusal with another text breaks its catalogue entry."""
+        rule = outcome.rule
         if exchange.status != outcome.status:
-            raise Violation(outcome.rule, f"expected {describe(outcome)}, got {exchange.status}")
-        body = self._json(exchange, outcome.rule)
+            raise broken(rule, f"expected {describe(outcome)}, got {exchange.status} {exchange.response_body[:200]!r}")
+        body = self.json_of(exchange, rule)
         if outcome.error is not None:
             err = body.get("err")
-            if outcome.body is None:
-                if set(body) != {"err"} or not isinstance(err, str) or not err:
-                    raise Violation(outcome.rule, f'expected {{"err": <text>}} for {outcome.error}, got {body}')
-            elif body != outcome.body:
-                raise Violation(outcome.rule, f"expected {outcome.error} {outcome.body}, got {body}")
+            entry = f"error.{outcome.error}"
+            if set(body) != {"err"} or not isinstance(err, str) or not err:
+                raise broken(entry, f'expected {{"err": <text>}} for {outcome.error}, got {body}')
+            if outcome.body is not None and body != outcome.body:
+                raise broken(entry, f"expected {outcome.error} {outcome.body}, got {body}")
             return
         expected = outcome.body
         if isinstance(expected, dict) and expected.get("data_id") == "<32 hex>":
             if set(body) != {"data_id"} or not DATA_ID.fullmatch(str(body["data_id"])):
-                raise Violation(outcome.rule, f'expected {{"data_id": <32 hex>}}, got {body}')
+                raise broken(rule, f'expected {{"data_id": <32 hex>}}, got {body}')
             return
         if body != expected:
-            raise Violation(outcome.rule, f"expected {expected}, got {body}")
+            sentence = next((r for r in outcome.rules if r.endswith("success-sentence")), rule)
+            raise broken(sentence if set(body) == set(expected or {}) else rule, f"expected {expected}, got {body}")
 
-    # Licence operations (SPEC §3)
+    # Licence operations
 
-    def activate(self, name: str, key: str, quantity: object) -> None:
-        doc = {"activationKey": key, "quantity": quantity, "comment": "contract suite"}
-        self._run(
+    def activate(self, name: str, key: str, quantity: object, body: object = None) -> None:
+        doc = body if body is not None else {"activationKey": key, "quantity": quantity, "comment": "contract suite"}
+        self.run(
             f"activate {name} online with key {self.key_label(key)}, quantity {quantity!r}",
             lambda m: m.activate(name, key, quantity),
-            lambda: self._post(name, "/admin/license/activation", json_body=doc),
+            lambda: self.post(name, "/admin/license/activation", json_body=doc),
+            on=name,
+            kind="activate",
         )
 
     def upload(self, name: str, content: bytes, label: str) -> None:
-        self._run(
+        self.run(
             f"upload {label} to {name}",
             lambda m: m.upload(name, content),
-            lambda: self._post(name, "/admin/license", body=content),
+            lambda: self.post(name, "/admin/license", body=content),
+            on=name,
+            kind="upload",
         )
 
     def register_online(self, name: str, key: str, production: str) -> None:
         headers = {"activation-key": key, "active-deployment-id": production}
-        self._run(
+        self.run(
             f"register {name} as an online backup of {self.deployment_label(production)} on key {self.key_label(key)}",
             lambda m: m.register_online(name, key, production),
-            lambda: self._post(name, "/admin/license/backup", headers=headers),
+            lambda: self.post(name, "/admin/license/backup", headers=headers),
+            on=name,
+            kind="register",
         )
 
     def register_offline(self, name: str, content: bytes, label: str) -> None:
-        self._run(
+        self.run(
             f"register {name} as an offline backup with {label}",
             lambda m: m.register_offline(name, content),
-            lambda: self._post(name, "/admin/license/backup", body=content),
+            lambda: self.post(name, "/admin/license/backup", body=content),
+            on=name,
+            kind="register",
         )
 
     def unregister(self, name: str) -> None:
-        self._run(
+        self.run(
             f"unregister the backup {name}",
             lambda m: m.unregister(name),
-            lambda: self.conn.request("DELETE", self._url(name, "/admin/license/backup"), headers=self._auth(name)),
+            lambda: self.conn.request("DELETE", self.url(name, "/admin/license/backup"), headers=self.auth(name)),
+            on=name,
+            kind="unregister",
         )
 
     def nominate(self, name: str) -> None:
-        self._run(
+        self.run(
             f"nominate {name}",
             lambda m: m.nominate(name),
-            lambda: self._post(name, "/admin/license/backup/nomination"),
+            lambda: self.post(name, "/admin/license/backup/nomination"),
+            on=name,
+            kind="nominate",
         )
 
     def deactivate(self, name: str) -> None:
-        self._run(
+        self.run(
             f"deactivate {name}",
             lambda m: m.deactivate(name),
-            lambda: self._post(name, "/admin/license/deactivation"),
+            lambda: self.post(name, "/admin/license/deactivation"),
+            on=name,
+            kind="deactivate",
         )
 
-    def scan(self, name: str) -> str | None:
-        _, exchange = self._run(
-            f"scan a file on {name}", lambda m: m.scan(name), lambda: self._post(name, "/file", body=SAMPLE)
+    def refused(
+        self,
+        name: str,
+        title: str,
+        code: str,
+        rules: tuple[str, ...],
+        send: Callable[[], Exchange],
+        kind: str = "register",
+    ) -> None:
+        """A request a conforming server refuses with `code` whatever the instance's state, changing nothing."""
+        self.run(title, lambda m: m.error(code, *rules), send, on=name, kind=kind)
+
+    # Scans
+
+    def scan(self, name: str, content: bytes = SAMPLE, label: str = "a file") -> str | None:
+        _, exchange = self.run(
+            f"scan {label} on {name}", lambda m: m.scan(name), lambda: self.post(name, "/file", body=content)
         )
         return str(exchange.json()["data_id"]) if exchange.status == 200 else None
 
-    def readiness(self, name: str) -> None:
-        step = self._begin(f"read /readyz?verbose=true of {name}")
+    def scan_result(self, name: str, data_id: str, infected: bool) -> None:
+        """`GET /file/{data_id}`: the finished result, and its verdict."""
+        verdict = "scan.eicar" if infected else "scan.clean"
+        exchange = self.send_step(
+            f"read the result of scan {data_id} on {name}",
+            lambda: self.get(name, f"/file/{data_id}"),
+            f"200 with data_id, file_info, process_info and scan_results ({'infected' if infected else 'clean'})",
+        )
+        if exchange.status != 200:
+            raise broken("scan.result", f"GET /file/{data_id} answered {exchange.status}")
+        body = self.json_of(exchange, "scan.result")
+        results, process = body.get("scan_results"), body.get("process_info")
+        if (
+            body.get("data_id") != data_id
+            or not isinstance(body.get("file_info"), dict)
+            or not isinstance(process, dict)
+            or process.get("progress_percentage") != 100
+            or not isinstance(results, dict)
+            or not isinstance(results.get("scan_details"), dict)
+        ):
+            raise broken("scan.result", f"the result lacks a documented field: {body}")
+        wanted = (1, "Infected") if infected else (0, "No Threat Detected")
+        got = (results.get("scan_all_result_i"), results.get("scan_all_result_a"))
+        if got != wanted or isinstance(got[0], bool):
+            raise broken(verdict, f"expected scan_all_result_i/_a {wanted}, got {got}")
+        self.exercised("scan.result", verdict)
+
+    # Engines
+
+    def engines(self, name: str, disabled: set[str] | None = None) -> list[str]:
+        """`GET /stat/engines`: empty while unlicensed, the engines with their documented fields once licensed;
+        `active` false exactly for the `disabled` ones. Returns the engine ids."""
+        licensed = self.model.copy().engines_licensed(name)
+        self.model.refresh(name)
+        exchange = self.send_step(
+            f"list the engines of {name}",
+            lambda: self.get(name, "/stat/engines"),
+            "200 with the engines" if licensed else "200 []",
+        )
+        try:
+            listed = exchange.json()
+        except ValueError:
+            listed = None
+        if exchange.status != 200 or not isinstance(listed, list):
+            raise broken("engines.listed", f"GET /stat/engines answered {exchange.status} {listed!r}")
+        if not licensed:
+            if listed:
+                raise broken("engines.listed", f"{name} is unlicensed: no engines, got {listed}")
+            self.exercised("engines.listed")
+            return []
+        ids = []
+        for engine in listed:
+            if not isinstance(engine, dict) or not all(
+                isinstance(engine.get(f), str) for f in ("eng_id", "eng_name", "engine_type", "state")
+            ):
+                raise broken("engines.listed", f"an engine lacks eng_id, eng_name, engine_type or state: {engine}")
+            if not isinstance(engine.get("active"), bool):
+                raise broken("engines.listed", f"an engine's `active` is a boolean: {engine}")
+            if disabled is not None and engine["active"] == (engine["eng_id"] in disabled):
+                raise broken(
+                    "engines.toggle", f"{engine['eng_id']} should be active={engine['eng_id'] not in disabled}"
+                )
+            ids.append(engine["eng_id"])
+        if not ids:
+            raise broken("engines.listed", f"{name} is licensed: its engines are listed, got []")
+        self.exercised("engines.listed")
+        return ids
+
+    def toggle_engine(self, name: str, eng_id: str, enable: bool) -> None:
+        verb = "enable" if enable else "disable"
+        text = "Engine is enabled" if enable else "Engine is disabled"
+        self.run(
+            f"{verb} engine {eng_id} on {name}",
+            lambda m: (
+                m.success({"result": text}, "engines.toggle")
+                if m.engines_licensed(name)
+                else m.error("E_ENGINES_UNLICENSED", "engines.toggle-unlicensed")
+            ),
+            lambda: self.post(name, f"/admin/engine/{eng_id}/{verb}"),
+        )
+
+    # Reads
+
+    def readiness(self, name: str, verbose: bool = True) -> None:
         model = self.model.copy()
         outcome = model.readiness(name)
-        step.expected = describe(outcome)
-        exchange = self.conn.request("GET", self._url(name, "/readyz?verbose=true"))
-        step.exchanges = self.conn.recorder.take()
+        path = "/readyz?verbose=true" if verbose else "/readyz"
+        exchange = self.send_step(
+            f"read {path} of {name}", lambda: self.conn.request("GET", self.url(name, path)), describe(outcome)
+        )
+        rule = outcome.rule if outcome.rule != "service.readyz" or verbose else "service.readyz-plain"
         if exchange.status != outcome.status:
-            raise Violation(outcome.rule, f"expected {describe(outcome)}, got {exchange.status}")
-        body = self._json(exchange, outcome.rule)
-        licence = body.get("license")
-        status = licence.get("status") if isinstance(licence, dict) else None
+            raise broken(rule, f"expected {describe(outcome)}, got {exchange.status}")
+        body = self.json_of(exchange, rule)
         assert isinstance(outcome.body, dict)
-        if status != outcome.body["status"]:
-            raise Violation(outcome.rule, f"expected license.status {outcome.body['status']!r}, got {licence!r}")
-        self.log.outcomes[outcome.rule] += 1
+        if verbose:
+            licence = body.get("license")
+            status = licence.get("status") if isinstance(licence, dict) else None
+            if status != outcome.body["status"]:
+                raise broken(rule, f"expected license.status {outcome.body['status']!r}, got {licence!r}")
+            self.exercised(*outcome.rules)
+        else:
+            if body != {}:
+                raise broken("service.readyz-plain", f"/readyz without verbose answers {{}}, got {body}")
+            self.exercised("service.readyz-plain")
         self.model = model
 
     def unauthenticated(self, name: str, missing: bool) -> None:
@@ -280,138 +480,244 @@ class Checker:
         code = "E_ACCESS_MISSING" if missing else "E_ACCESS"
         headers = {} if missing else {"apikey": UNKNOWN_APIKEY}
         doc = {"activationKey": self.keys[0].key if self.keys else UNKNOWN_KEY, "quantity": 1}
-        self._run(
+        self.run(
             f"activate {name} {'without an apikey' if missing else 'with an unknown apikey'}",
-            lambda m: m.error(code, "apikey-required" if missing else "apikey-must-be-known"),
+            lambda m: m.error(code, "auth.missing-apikey" if missing else "auth.unknown-apikey"),
             lambda: self.conn.request(
-                "POST", self._url(name, "/admin/license/activation"), headers=headers, json_body=doc
+                "POST", self.url(name, "/admin/license/activation"), headers=headers, json_body=doc
             ),
+            on=name,
+            kind="activate",
         )
 
-    # The activation server (SPEC §5)
+    # The activation server
 
     def obtain_file(self, key: str, deployment: str, quantity: int = 1) -> LicenceFileModel | None:
         """`GET /activation`: the licence file it issues, known to the model from now on, or None."""
-        step = self._begin(
-            f"obtain a licence file for {self.deployment_label(deployment)} on key {self.key_label(key)}"
-        )
         model = self.model.copy()
         outcome = model.obtain_file(key, deployment, quantity)
-        step.expected = f"200 {outcome.body}" + (f" ({outcome.error})" if outcome.error else " with a licence file")
-        exchange = self.conn.request(
-            "GET",
-            f"{self._activation_url()}/activation",
-            params={"key": key, "deployment": deployment, "quantity": str(quantity)},
+        exchange = self.send_step(
+            f"obtain a licence file for {self.deployment_label(deployment)} on key {self.key_label(key)}"
+            + (f", quantity {quantity}" if quantity != 1 else ""),
+            lambda: self.conn.request(
+                "GET",
+                f"{self.activation_url()}/activation",
+                params={"key": key, "deployment": deployment, "quantity": str(quantity)},
+            ),
+            f"200 {outcome.body}" + (f" ({outcome.error})" if outcome.error else " with a licence file"),
         )
-        step.exchanges = self.conn.recorder.take()
+        rule = outcome.rule
         if exchange.status != 200:
-            raise Violation(outcome.rule, f"the activation server answers HTTP 200 either way, got {exchange.status}")
+            raise broken(rule, f"the activation server answers HTTP 200 either way, got {exchange.status}")
         try:
             doc = yaml.safe_load(exchange.response_body)
         except yaml.YAMLError as exc:
-            raise Violation(outcome.rule, f"the answer is not YAML: {exc}") from exc
-        failed = isinstance(doc, dict) and set(doc) == {"error"}
+            raise broken(rule, f"the answer is not YAML: {exc}") from exc
+        failed = isinstance(doc, dict) and set(doc) == {"error"} and isinstance(doc["error"], str)
         if outcome.error is not None:
             if not failed or exchange.reason != outcome.body:
-                raise Violation(
-                    outcome.rule,
+                raise broken(
+                    rule,
                     f"expected 200 {outcome.body} with error: <text>, got {exchange.status} {exchange.reason} {doc!r}",
                 )
+            sentence = ACTIVATION_SENTENCES.get(outcome.error)
+            if sentence is not None and not doc["error"].startswith(sentence):
+                raise broken(rule, f"expected the documented sentence {sentence!r}..., got {doc['error']!r}")
+            self.exercised(*outcome.rules)
             self.model = model
+            self.last_rule, self.refused_last = rule, True
+            if self.verify_after:
+                self.verify(None, "activation", changed=False)
             return None
-        if failed or not exchange.response_body:
-            raise Violation(outcome.rule, f"expected a licence file, got {exchange.reason} {doc!r}")
+        if failed or not isinstance(doc, dict):
+            raise broken(rule, f"expected a licence file, got {exchange.reason} {doc!r}")
         issued = model.files.pop()
         issued = LicenceFileModel(issued.key, issued.deployment, issued.expires, exchange.response_body)
+        self.check_file(doc, issued, model)
         model.files.append(issued)
+        self.exercised(*outcome.rules, "file.fields")
         self.model = model
+        self.last_rule, self.refused_last = rule, False
+        if self.verify_after:
+            self.verify(None, "activation", changed=True)
         return issued
 
+    def check_file(self, doc: dict[str, Any], issued: LicenceFileModel, model: Model) -> None:
+        """A licence file's fields, by name and value."""
+        if set(doc) != LICENCE_FILE_FIELDS:
+            missing, extra = LICENCE_FILE_FIELDS - set(doc), set(doc) - LICENCE_FILE_FIELDS
+            raise broken("file.fields", f"the licence file lacks {sorted(missing)} / has {sorted(extra)}")
+        key = model.keys[issued.key]
+        wanted: dict[str, object] = {
+            "activation_key": issued.key,
+            "deployment": issued.deployment,
+            "online": False,
+        }
+        if key.expires != date.max:
+            wanted["expiration"] = issued.expires.strftime("%m/%d/%Y")
+        if key.terms is None:
+            key.terms = _learn_terms(doc, "file.values")
+        wanted.update({name: getattr(key.terms, name) for name in TERM_FIELDS})
+        for name, value in wanted.items():
+            if doc.get(name) != value or type(doc.get(name)) is not type(value):
+                raise broken("file.values", f"the licence file's {name} should be {value!r}, is {doc.get(name)!r}")
+        if not isinstance(doc.get("signature"), str) or not doc["signature"]:
+            raise broken("file.fields", "the licence file carries a signature")
+
     def free_slot(self, key: str, deployment: str) -> None:
-        step = self._begin(f"free the slot of {self.deployment_label(deployment)} on key {self.key_label(key)}")
         model = self.model.copy()
         outcome = model.free_slot(key, deployment)
-        step.expected = str(outcome.status)
-        exchange = self.conn.request(
-            "GET", f"{self._activation_url()}/deactivation", params={"key": key, "deployment": deployment}
+        exchange = self.send_step(
+            f"free the slot of {self.deployment_label(deployment)} on key {self.key_label(key)}",
+            lambda: self.conn.request(
+                "GET", f"{self.activation_url()}/deactivation", params={"key": key, "deployment": deployment}
+            ),
+            str(outcome.status) + (" with a JSON body" if outcome.ok else ""),
         )
-        step.exchanges = self.conn.recorder.take()
         if exchange.status != outcome.status:
-            raise Violation(outcome.rule, f"expected {outcome.status}, got {exchange.status}")
+            raise broken(outcome.rule, f"expected {outcome.status}, got {exchange.status}")
+        if outcome.ok:
+            try:
+                exchange.json()
+            except ValueError as exc:
+                raise broken(outcome.rule, f"the answer is not JSON: {exchange.response_body[:200]!r}") from exc
+        self.exercised(*outcome.rules)
         self.model = model
+        self.last_rule, self.refused_last = outcome.rule, not outcome.ok
+        if self.verify_after:
+            self.verify(None, "activation", changed=outcome.ok)
 
-    def _activation_url(self) -> str:
+    def activation_url(self) -> str:
         if self.fleet.activation_url is None:
-            raise Violation("target-description", "the target has no activation server URL")
+            raise TargetError("the target has no activation server URL (--activation-url)")
         return self.fleet.activation_url
 
     # The clock (targets with a control plane)
 
     def advance_clock(self, days: int) -> None:
-        step = self._begin(f"advance the fleet clock by {days} days")
+        step = self.begin(f"advance the fleet clock by {days} days")
         doc = self.fleet.control_request("POST", "clock/advance", {"days": days})
         step.exchanges = self.conn.recorder.take()
         self.model.today = datetime.fromisoformat(doc["now"]).date()
 
-    # Invariants
+    def set_date(self, day: date) -> None:
+        step = self.begin(f"set the fleet clock to {day.isoformat()} (frozen)")
+        doc = self.fleet.control_request("PUT", "clock", {"now": f"{day.isoformat()}T12:00:00+00:00", "frozen": True})
+        step.exchanges = self.conn.recorder.take()
+        self.model.today = datetime.fromisoformat(doc["now"]).date()
 
-    def check_fleet(self) -> None:
-        """After each step: every instance's licence view and backup flag, and the slots, agree with the model."""
+    def days_to(self, day: date) -> int:
+        return (day - self.model.today).days
+
+    # Reading back
+
+    def verify(self, name: str | None, kind: str, *, changed: bool) -> None:
+        """After an operation: the instance it was sent to, the slots where they can have moved, and every instance
+        whose online slot the model says is gone; one read of each at most."""
         try:
-            self._check_fleet()
-        except Violation as broken:
+            if name is not None:
+                self.check_licence_view(name)
+                if changed:
+                    self.check_backup_flag(name)
+            if self.fleet.control and kind in SLOT_OPERATIONS:
+                self.check_slots()
+            for other in self.names:
+                if other != name and self.model.slot_lost(other):
+                    self.check_licence_view(other)
             if self.refused_last:
-                raise Violation(
-                    "refused-operation-changes-nothing",
-                    f"the last operation was refused, yet the fleet changed: [{broken.rule}] {broken.detail}",
-                ) from broken
+                self.exercised("refused.changes-nothing")
+        except Violation as found:
+            if self.refused_last and found.rule != "refused.changes-nothing":
+                raise broken(
+                    "refused.changes-nothing",
+                    f"the last operation was refused, yet the fleet changed: [{found.rule}] {found.detail}",
+                ) from found
             raise
         finally:
             self.conn.recorder.take()
 
-    def _check_fleet(self) -> None:
-        for name in self.names:
-            self._check_licence_view(name)
-        if self.fleet.control:
-            self._check_slots()
+    def check_fleet(self) -> None:
+        """Every instance's licence view and backup flag, and the slots, against the model."""
+        try:
+            for name in self.names:
+                self.check_licence_view(name)
+                self.check_backup_flag(name)
+            if self.fleet.control:
+                self.check_slots()
+        finally:
+            self.conn.recorder.take()
 
-    def _check_licence_view(self, name: str) -> None:
+    def check_licence_view(self, name: str) -> None:
         expected = self.model.licence_info(name)
-        exchange = self._get(name, "/admin/license")
+        exchange = self.get(name, "/admin/license")
+        self.log.reads += 1
         if exchange.status != 200:
-            raise Violation("licence-view", f"GET /admin/license of {name} answered {exchange.status}")
-        body = self._json(exchange, "licence-view")
+            raise broken("view.deployment", f"GET /admin/license of {name} answered {exchange.status}")
+        body = self.json_of(exchange, "view.deployment")
         assert isinstance(expected.body, dict)
-        if expected.rule == "licence-info-unlicensed":
+        got_licensed = bool(set(body) - {"deployment", "deployment_id", "reactivate"})
+        wants_licensed = expected.rule != "view.unlicensed"
+        blame = self.last_rule or "view.deployment"
+        if got_licensed != wants_licensed:
+            wanted = "licensed" if wants_licensed else "unlicensed"
+            raise broken(blame, f"{name} should be {wanted} ({expected.body}), shows {body}")
+        if not wants_licensed:
+            if body.get("reactivate", False) != expected.body.get("reactivate", False):
+                raise broken(
+                    "view.reactivate" if not self.last_rule else blame,
+                    f"{name} should show {expected.body}, shows {body}",
+                )
             if body != expected.body:
-                raise Violation("licence-view", f"{name} should be unlicensed with {expected.body}, shows {body}")
-        else:
-            for field_name, kind in LICENSED_FIELDS.items():
-                value = body.get(field_name)
-                if not isinstance(value, kind) or (kind is not bool and isinstance(value, bool)):
-                    raise Violation(
-                        "licence-view-shape", f"{name}'s licence view lacks {field_name} of type {kind}: {body}"
-                    )
-            if not EXPIRATION.fullmatch(str(body["expiration"])):
-                raise Violation("licence-view-shape", f"expiration is MM/DD/YYYY, got {body['expiration']!r}")
-            wanted = dict(expected.body)
-            if not self.know_clock:
-                wanted.pop("days_left")
-                wanted.pop("expiration")
-            got = {k: body.get(k) for k in wanted}
-            if got != wanted:
-                raise Violation("licence-view", f"{name} should show {wanted}, shows {got}")
+                raise broken("view.unlicensed", f"{name} should show {expected.body}, shows {body}")
+            self.exercised("view.unlicensed", *(("view.reactivate",) if "reactivate" in body else ()))
+            return
+        self.check_licensed_fields(name, body, expected.body)
+        self.exercised(*expected.rules)
+
+    def check_licensed_fields(self, name: str, body: dict[str, Any], expected: dict[str, Any]) -> None:
+        """Each field of a licensed view by name, type and value."""
+        inst = self.model.instances[name]
+        key = self.model.keys.get(inst.key or "")
+        if key is not None and key.terms is None:
+            key.terms = _learn_terms(body, "view.product_id")
+            expected = self.model.licence_info(name).body  # type: ignore[assignment]
+        wanted = dict(expected)
+        if not self.know_clock or inst.expires in (None, date.max):
+            wanted.pop("days_left")
+            wanted.pop("expiration")
+        for field_name, kind in LICENSED_FIELDS.items():
+            value = body.get(field_name)
+            if not isinstance(value, kind) or (kind is not bool and isinstance(value, bool)):
+                raise broken(
+                    f"view.{field_name}", f"{name}'s licence view lacks {field_name} of type {kind.__name__}: {body}"
+                )
+        if not EXPIRATION.fullmatch(body["expiration"]):
+            raise broken("view.expiration", f"expiration is MM/DD/YYYY, got {body['expiration']!r}")
+        for field_name, value in wanted.items():
+            if body.get(field_name) != value:
+                rule = f"view.{field_name}"
+                if field_name == "online_activated" and self.last_rule:
+                    rule = self.last_rule
+                if inst.is_backup and field_name in ("deployment",):
+                    rule = "view.backup"
+                raise broken(rule, f"{name}'s {field_name} should be {value!r}, shows {body.get(field_name)!r}")
+            self.exercised(f"view.{field_name}")
+
+    def check_backup_flag(self, name: str) -> None:
         flag = self.model.backup_flag(name)
-        exchange = self._get(name, "/admin/license/backup")
-        if exchange.status != 200 or self._json(exchange, "backup-flag") != flag.body:
-            raise Violation(
-                "backup-flag-agrees-with-licence",
+        exchange = self.get(name, "/admin/license/backup")
+        self.log.reads += 1
+        if exchange.status != 200 or self.json_of(exchange, "view.backup-flag") != flag.body:
+            raise broken(
+                "view.backup-flag",
                 f"GET /admin/license/backup of {name} should answer {flag.body}, answered {exchange.status} "
                 f"{exchange.response_body[:200]!r}",
             )
+        self.exercised("view.backup-flag")
 
-    def _check_slots(self) -> None:
+    def check_slots(self) -> None:
         actual = self.fleet.holders()
+        self.log.reads += 1
         expected = self.model.holders()
         backups = {i.deployment: n for n, i in self.model.instances.items() if i.is_backup}
         for key, holders in actual.items():
@@ -420,18 +726,18 @@ class Checker:
                 continue
             for deployment in holders:
                 if deployment in backups and deployment not in expected.get(key, []):
-                    raise Violation(
-                        "backup-holds-no-slot", f"the backup {backups[deployment]} holds a slot on key {key}"
+                    raise broken(
+                        "slots.backup-holds-none", f"the backup {backups[deployment]} holds a slot on key {key}"
                     )
             if len(holders) > model_key.slots:
-                raise Violation(
-                    "slots-within-key", f"key {key} has {len(holders)} slots in use out of {model_key.slots}"
-                )
+                raise broken("slots.within-key", f"key {key} has {len(holders)} slots in use out of {model_key.slots}")
             if holders != expected.get(key, []):
-                raise Violation(
-                    "slot-accounting",
-                    f"key {key}: slots held by {self._labels(holders)}, the rules give {self._labels(expected[key])}",
+                raise broken(
+                    "slots.accounting",
+                    f"after `{self.last_rule}`: key {key}: slots held by {self._labels(holders)}, the rules give "
+                    f"{self._labels(expected[key])}",
                 )
+        self.exercised("slots.accounting", "slots.within-key", "slots.backup-holds-none")
 
     # Labels for reports
 
@@ -444,6 +750,8 @@ class Checker:
             return f"{owners[deployment]}'s deployment"
         if deployment == OUTSIDER:
             return "an outside machine"
+        if deployment.startswith("MSCL") and deployment[4:].startswith("0000"):
+            return f"outside machine {deployment}"
         if not DEPLOYMENT_FORMAT.fullmatch(deployment):
             return f"the malformed deployment {deployment!r}"
         return deployment
@@ -453,3 +761,32 @@ class Checker:
             if spec.key == key:
                 return f"#{i + 1} ({key})"
         return {UNKNOWN_KEY: "(unknown)", MALFORMED_KEY: "(malformed)"}.get(key, key)
+
+
+# The activation server's documented refusal sentences, by the model's refusal name.
+ACTIVATION_SENTENCES = {
+    "invalid-key": "Could not activate your product because the Activation Key you provided is invalid.",
+    "invalid-deployment": "Could not activate your product because the Deployment ID you provided is invalid.",
+    "invalid-quantity": "Could not activate your product because the quantity you provided is invalid.",
+}
+
+
+def _terms(doc: Mapping[str, Any] | None) -> Terms | None:
+    return None if doc is None else terms_of(doc)
+
+
+def _learn_terms(doc: Mapping[str, Any], rule: str) -> Terms:
+    """A target without a control plane: the first view of a key tells its terms; later views must agree."""
+    for name in TERM_FIELDS:
+        if not isinstance(doc.get(name), str):
+            raise broken(rule if name != "licensed_engines" else "view.licensed_engines", f"{name} is a string: {doc}")
+    return terms_of(doc)
+
+
+def outsider(number: int) -> str:
+    """The deployment id of outside machine `number` (well-formed, in no instance of the fleet)."""
+    return "MSCL" + f"{number:032x}"
+
+
+def day_after(day: date) -> date:
+    return day + timedelta(days=1)

@@ -17,6 +17,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import date
 
+from contracts.catalogue import CATALOGUE, CatalogueEntry
+
 UNLICENSED = "unlicensed"
 ACTIVE = "active"
 BACKUP_ONLINE = "backup-online"
@@ -34,67 +36,36 @@ NOMINATED = "This MetaDefender Core instance is now fully activated and allowed 
 
 
 @dataclass(frozen=True)
-class CatalogueEntry:
-    status: int
-    text: str | None  # None: the text is the server's own (E_ACTIVATION_FAILED carries the activation server's)
-
-
-# SPEC §6, written out again here on purpose (the suite must not read the emulator's catalogue). A target whose
-# texts are overridden (fidelity overrides) passes its own catalogue to the model.
-CATALOGUE: dict[str, CatalogueEntry] = {
-    "E_ACCESS_MISSING": CatalogueEntry(400, "Access denied"),
-    "E_ACCESS": CatalogueEntry(403, "Access denied"),
-    "E_LOGIN": CatalogueEntry(403, "Failed to login"),
-    "E_INVALID_LICENSE": CatalogueEntry(400, "Invalid license"),
-    "E_NOT_BACKUP_REMOVE": CatalogueEntry(400, "Failed to remove backup license"),
-    "E_EXPIRED_SCAN": CatalogueEntry(500, "License is expired"),
-    "E_EMPTY_FILE": CatalogueEntry(422, "File is empty."),
-    "E_ACTIVATE_BACKUP": CatalogueEntry(
-        400,
-        "This instance is registered as a backup. Nominate it, or remove the backup registration before activating it.",
-    ),
-    "E_REGISTER_ACTIVE": CatalogueEntry(400, "An activated instance cannot be registered as a backup."),
-    "E_ALREADY_BACKUP": CatalogueEntry(400, "This instance is already registered as a backup."),
-    "E_BACKUP_REQUEST": CatalogueEntry(
-        400, "Provide the activation-key and active-deployment-id headers, or a license file body."
-    ),
-    "E_BACKUP_KEY": CatalogueEntry(400, "The activation key is not valid."),
-    "E_BACKUP_PRODUCTION": CatalogueEntry(400, "The active deployment is not activated with this activation key."),
-    "E_NOT_BACKUP": CatalogueEntry(400, "This instance is not registered as a backup."),
-    "E_NOMINATE_OFFLINE": CatalogueEntry(
-        400,
-        "A backup registered offline cannot be nominated. Remove the backup registration and activate it with a "
-        "license file.",
-    ),
-    "E_NO_SLOT": CatalogueEntry(400, "No free activation slot is left on this activation key."),
-    "E_NOT_ACTIVE": CatalogueEntry(400, "This instance is not activated."),
-    "E_DEACTIVATE_BACKUP": CatalogueEntry(
-        400, "A backup instance cannot be deactivated; remove the backup registration instead."
-    ),
-    "E_ACTIVATION_FAILED": CatalogueEntry(400, None),
-    "E_ACTIVATION_UNREACHABLE": CatalogueEntry(500, "Failed to connect to the activation server."),
-    "E_SCAN_BACKUP": CatalogueEntry(403, "This instance is a backup and is not allowed to process files."),
-    "E_SCAN_UNLICENSED": CatalogueEntry(403, "This instance is not licensed to process files."),
-    "E_ENGINES_UNLICENSED": CatalogueEntry(403, "Engines cannot be changed on an unlicensed instance."),
-    "E_BAD_REQUEST": CatalogueEntry(400, "Invalid request."),
-    "E_TOO_LARGE": CatalogueEntry(413, "Request body is too large."),
-    "E_NOT_FOUND": CatalogueEntry(404, "Not found."),
-    "E_METHOD": CatalogueEntry(405, "Method not allowed."),
-}
-
-
-@dataclass(frozen=True)
 class Outcome:
-    """What a conforming server answers: a success body, or a catalogue error (status and `{"err": text}`)."""
+    """What a conforming server answers: a success body, or a catalogue error (status and `{"err": text}`).
+
+    `rules` are the inventory ids (`contracts.rules`) this answer stands for, the most specific first: the one a
+    report blames when the target answers otherwise. An error's catalogue entry is `error.<code>`, blamed when only
+    its text differs."""
 
     status: int
     body: object = None
     error: str | None = None  # the catalogue code, when the answer is an error
-    rule: str = ""  # the contract rule this answer stands for, named in reports
+    rules: tuple[str, ...] = ()
 
     @property
     def ok(self) -> bool:
         return self.error is None
+
+    @property
+    def rule(self) -> str:
+        return self.rules[0] if self.rules else ""
+
+
+@dataclass(frozen=True)
+class Terms:
+    """What a key licenses, as the licence view and a licence file show it."""
+
+    product_id: str
+    product_name: str
+    licensed_to: str
+    max_node_count: str
+    licensed_engines: object
 
 
 @dataclass
@@ -103,6 +74,7 @@ class KeyModel:
     slots: int
     expires: date
     holders: list[str] = field(default_factory=list)  # deployments holding a slot, in the order they took it
+    terms: Terms | None = None  # None: not known (a target without a control plane); learnt from what it shows
 
     @property
     def free(self) -> int:
@@ -137,8 +109,14 @@ class InstanceModel:
         return self.state != UNLICENSED
 
 
+def cell(operation: str, state: str) -> str:
+    """The inventory id of a transition-table cell (as `contracts.rules.cell`; repeated so the model stands alone)."""
+    return f"transition.{operation}.{state}"
+
+
 class Model:
-    """A fleet as SPEC describes it: instances, the activation server's keys and slots, and the clock's date."""
+    """A fleet as the behaviour documentation describes it: instances, the activation server's keys and slots, and
+    the clock's date."""
 
     def __init__(
         self,
@@ -158,13 +136,15 @@ class Model:
 
     # Answers
 
-    def error(self, code: str, rule: str) -> Outcome:
+    def error(self, code: str, *rules: str) -> Outcome:
         entry = self.catalogue[code]
-        return Outcome(entry.status, None if entry.text is None else {"err": entry.text}, code, rule)
+        return Outcome(
+            entry.status, None if entry.text is None else {"err": entry.text}, code, (*rules, f"error.{code}")
+        )
 
     @staticmethod
-    def success(body: object, rule: str) -> Outcome:
-        return Outcome(200, body, None, rule)
+    def success(body: object, *rules: str) -> Outcome:
+        return Outcome(200, body, None, rules)
 
     # Views
 
@@ -182,8 +162,8 @@ class Model:
         return {inst.deployment: name for name, inst in self.instances.items()}
 
     def refresh(self, name: str) -> InstanceModel:
-        """SPEC §8: an online production consults the activation server on each request; when its slot is gone
-        (freed at `/deactivation`, or moved to a nominated backup) it is unlicensed and keeps its key."""
+        """An online production consults the activation server on each licence-dependent request; when its slot
+        is gone (freed at `/deactivation`, or moved to a nominated backup) it is unlicensed and keeps its key."""
         inst = self.instances[name]
         if inst.state == ACTIVE and inst.online and inst.key is not None:
             key = self.keys.get(inst.key)
@@ -191,46 +171,68 @@ class Model:
                 inst.state, inst.online, inst.production, inst.expires = UNLICENSED, False, None, None
         return inst
 
+    def slot_lost(self, name: str) -> bool:
+        """Whether the instance's next licence-dependent request finds its online slot gone."""
+        inst = self.instances[name]
+        if inst.state != ACTIVE or not inst.online or inst.key is None:
+            return False
+        key = self.keys.get(inst.key)
+        return key is None or inst.deployment not in key.holders
+
     def licence_info(self, name: str) -> Outcome:
         inst = self.refresh(name)
         if not inst.licensed():
             body: dict[str, object] = {"deployment": inst.deployment, "deployment_id": inst.deployment}
             if inst.key is not None:
                 body["reactivate"] = True
-            return self.success(body, "licence-info-unlicensed")
+            return self.success(body, "view.unlicensed", "view.reactivate")
         assert inst.expires is not None
-        return self.success(
-            {
-                "deployment": inst.deployment,
-                "days_left": self.days_left(inst),
-                "expiration": inst.expires.strftime("%m/%d/%Y"),
-                "online_activated": inst.online,
-            },
-            "licence-info-licensed",
-        )
+        expected: dict[str, object] = {
+            "deployment": inst.deployment,
+            "days_left": self.days_left(inst),
+            "expiration": inst.expires.strftime("%m/%d/%Y"),
+            "online_activated": inst.online,
+        }
+        terms = self.keys[inst.key].terms if inst.key in self.keys else None
+        if terms is not None:
+            expected.update(
+                product_id=terms.product_id,
+                product_name=terms.product_name,
+                licensed_to=terms.licensed_to,
+                max_node_count=terms.max_node_count,
+                licensed_engines=terms.licensed_engines,
+            )
+        return self.success(expected, "view.backup" if inst.is_backup else "view.deployment")
 
     def backup_flag(self, name: str) -> Outcome:
-        return self.success({"is_backup": self.refresh(name).is_backup}, "backup-flag")
+        return self.success({"is_backup": self.refresh(name).is_backup}, "view.backup-flag")
 
     def readiness(self, name: str) -> Outcome:
         inst = self.refresh(name)
         if not inst.licensed():
-            return Outcome(503, {"status": "invalid"}, None, "readyz-unlicensed")
+            return Outcome(503, {"status": "invalid"}, None, ("service.readyz",))
         if self.expired(inst):
-            return Outcome(503, {"status": "expired"}, None, "readyz-expired")
-        return Outcome(200, {"status": "ok"}, None, "readyz-licensed")
+            rules = ("expiry.backup",) if inst.is_backup else ("expiry.first-expired-day",)
+            return Outcome(503, {"status": "expired"}, None, (*rules, "service.readyz"))
+        rules = ("expiry.last-valid-day",) if self.days_left(inst) == 0 else ()
+        return Outcome(200, {"status": "ok"}, None, (*rules, "service.readyz"))
 
     def scan(self, name: str) -> Outcome:
         inst = self.refresh(name)
         if inst.is_backup:
-            return self.error("E_SCAN_BACKUP", "no-scan-on-backup")
+            return self.error("E_SCAN_BACKUP", "scan.refused-by-state")
         if not inst.licensed():
-            return self.error("E_SCAN_UNLICENSED", "no-scan-unlicensed")
+            return self.error("E_SCAN_UNLICENSED", "scan.refused-by-state")
         if self.expired(inst):
-            return self.error("E_EXPIRED_SCAN", "no-scan-expired")
-        return self.success({"data_id": "<32 hex>"}, "scan-on-active")
+            return self.error("E_EXPIRED_SCAN", "expiry.first-expired-day")
+        rules = ("expiry.last-valid-day",) if self.days_left(inst) == 0 else ()
+        return self.success({"data_id": "<32 hex>"}, *rules, "scan.active")
 
-    # The activation server (SPEC §5)
+    def engines_licensed(self, name: str) -> bool:
+        """Engines are listed, and can be switched, once an instance is active or a backup."""
+        return self.refresh(name).licensed()
+
+    # The activation server
 
     def _obtain(self, key: str, deployment: str) -> str | None:
         """Take a slot for the deployment (none when it already holds one); the refusal's catalogue code."""
@@ -244,30 +246,34 @@ class Model:
         return None
 
     def obtain_file(self, key: str, deployment: str, quantity: int) -> Outcome:
-        """`GET /activation`: HTTP 200 either way; a file, or a YAML `error:` with reason phrase."""
+        """`GET /activation`: HTTP 200 either way; a file, or a YAML `error:` with a reason phrase. The outcome's
+        body is the reason phrase; `error` names the refusal."""
         if not KEY_FORMAT.fullmatch(key):
-            return Outcome(200, "Invalid parameter", "invalid-key", "activation-server-invalid-key")
+            return Outcome(200, "Invalid parameter", "invalid-key", ("activation.invalid-key",))
         if not DEPLOYMENT_FORMAT.fullmatch(deployment):
-            return Outcome(200, "Invalid parameter", "invalid-deployment", "activation-server-invalid-deployment")
+            return Outcome(200, "Invalid parameter", "invalid-deployment", ("activation.invalid-deployment",))
         if not 1 <= quantity <= 1000:
-            return Outcome(200, "Invalid parameter", "invalid-quantity", "activation-server-invalid-quantity")
+            return Outcome(200, "Invalid parameter", "invalid-quantity", ("activation.invalid-quantity",))
+        found = self.keys.get(key)
+        held = found is not None and deployment in found.holders
         refused = self._obtain(key, deployment)
         if refused == "E_NO_SLOT":
-            return Outcome(200, "Activation failed", "no-slot", "activation-server-slots")
+            return Outcome(200, "Activation failed", "no-slot", ("activation.no-slot",))
         if refused is not None:
-            return Outcome(200, "Activation failed", "refused", "activation-server-unknown-or-expired-key")
+            return Outcome(200, "Activation failed", "refused", ("activation.unknown-key",))
         self.files.append(LicenceFileModel(key, deployment, self.keys[key].expires))
-        return Outcome(200, "OK", None, "activation-server-issues-file")
+        rules = ("activation.reissue",) if held else ()
+        return Outcome(200, "OK", None, (*rules, "activation.issues-file", "file.values"))
 
     def free_slot(self, key: str, deployment: str) -> Outcome:
         """`GET /deactivation`: 200 frees the slot; 404 when the deployment holds none on the key."""
         found = self.keys.get(key)
         if found is None or deployment not in found.holders:
-            return Outcome(404, None, "not-activated", "activation-server-deactivation-unknown")
+            return Outcome(404, None, "not-activated", ("deactivation.not-activated",))
         found.holders.remove(deployment)
-        return Outcome(200, None, None, "activation-server-deactivation-frees")
+        return Outcome(200, None, None, ("deactivation.frees-slot",))
 
-    # Licence operations (SPEC §3), in the order of checks of SPEC §8: state rule, then key, slot and file.
+    # Licence operations, in the order of checks: well-formedness, the state rule, then key, slot and file.
 
     def _free_if_online(self, inst: InstanceModel) -> None:
         if inst.online and inst.key is not None:
@@ -277,122 +283,156 @@ class Model:
 
     @staticmethod
     def valid_quantity(quantity: object) -> bool:
-        """SPEC §8: an integer, or a string of digits, from 1 to 1000 (README: plain ASCII digits, at most 16)."""
+        """An integer, or a string of plain ASCII digits (at most 16), from 1 to 1000."""
         if isinstance(quantity, str) and quantity.isascii() and quantity.isdigit() and len(quantity) <= 16:
             quantity = int(quantity)
         return isinstance(quantity, int) and not isinstance(quantity, bool) and 1 <= quantity <= 1000
 
     def activate(self, name: str, key: str, quantity: object = 1) -> Outcome:
         if not self.valid_quantity(quantity):
-            return self.error("E_BAD_REQUEST", "activation-quantity-is-checked")
+            return self.error("E_BAD_REQUEST", "activate.quantity")
         inst = self.refresh(name)
+        here = cell("activate", inst.state)
         if inst.is_backup:
-            return self.error("E_ACTIVATE_BACKUP", "no-activation-on-backup")
+            return self.error("E_ACTIVATE_BACKUP", here)
+        moving = inst.state == ACTIVE and inst.key != key
+        found = self.keys.get(key)
+        if found is not None and KEY_FORMAT.fullmatch(key) and self.today > found.expires:
+            return self.error("E_ACTIVATION_FAILED", "activate.expired-key", here)
         refused = self._obtain(key, inst.deployment)
+        if refused == "E_NO_SLOT":
+            return self.error(refused, "activate.other-key-no-slot" if moving else "activate.no-slot", here)
         if refused is not None:
-            return self.error(refused, "activation-needs-key-and-slot")
-        if inst.state == ACTIVE and inst.key != key:
-            # Moving to another key frees the old slot of an online licence (an offline one stays held, SPEC §8).
+            return self.error(refused, "activate.unknown-key", here)
+        rules: tuple[str, ...] = ("activate.sets-online",)
+        if moving:
+            # Moving to another key frees the old slot of an online licence (an offline one stays held).
             self._free_if_online(inst)
+            rules = ("activate.other-key-moves", *rules)
+        elif inst.state == ACTIVE:
+            rules = ("activate.same-key-no-new-slot", *rules)
         inst.state, inst.key, inst.online, inst.production = ACTIVE, key, True, None
         inst.expires = self.keys[key].expires
-        return self.success({"success": True}, "activation-takes-slot")
+        return self.success({"success": True}, *rules, here, "activate.quantity")
 
-    def _usable_file(self, content: bytes) -> LicenceFileModel | None:
-        """A file this fleet's activation server issued, unaltered and unexpired (SPEC §8: expired files are
-        invalid)."""
+    def _usable_file(self, content: bytes) -> tuple[LicenceFileModel | None, str]:
+        """A file this fleet's activation server issued, unaltered and unexpired; else the rule it breaks."""
         for issued in self.files:
             if issued.content == content:
-                return None if self.today > issued.expires else issued
-        return None
+                return (None, "file.expired") if self.today > issued.expires else (issued, "")
+        return None, "file.signature" if b"signature" in content else "file.not-a-licence"
 
     def upload(self, name: str, content: bytes) -> Outcome:
         inst = self.refresh(name)
+        here = cell("upload", inst.state)
         if inst.is_backup:
-            return self.error("E_ACTIVATE_BACKUP", "no-upload-on-backup")
-        issued = self._usable_file(content)
-        if issued is None or issued.deployment != inst.deployment:
-            return self.error("E_INVALID_LICENSE", "upload-needs-valid-own-file")
+            return self.error("E_ACTIVATE_BACKUP", here)
+        issued, broken = self._usable_file(content)
+        if issued is None:
+            return self.error("E_INVALID_LICENSE", broken, here)
+        if issued.deployment != inst.deployment:
+            return self.error("E_INVALID_LICENSE", "upload.own-deployment", here)
+        rules: tuple[str, ...] = ("upload.sets-offline",)
+        if inst.key is not None and inst.key != issued.key:
+            rules = ("upload.takes-files-key", *rules)
         if inst.state == ACTIVE and inst.key != issued.key:
             self._free_if_online(inst)
+        if issued.deployment not in self.keys[issued.key].holders:
+            rules = ("file.reupload", *rules)
         inst.state, inst.key, inst.online, inst.production = ACTIVE, issued.key, False, None
         inst.expires = issued.expires
-        return self.success({"success": True}, "upload-activates-offline")
+        return self.success({"success": True}, *rules, here)
 
-    def _registration_state_rule(self, inst: InstanceModel) -> Outcome | None:
+    def _registration_state_rule(self, inst: InstanceModel, operation: str) -> Outcome | None:
+        here = cell(operation, inst.state)
         if inst.state == ACTIVE:
-            return self.error("E_REGISTER_ACTIVE", "no-registration-of-active")
+            return self.error("E_REGISTER_ACTIVE", here)
         if inst.is_backup:
-            return self.error("E_ALREADY_BACKUP", "no-registration-of-backup")
+            return self.error("E_ALREADY_BACKUP", here)
         return None
 
     def register_online(self, name: str, key: str, production: str) -> Outcome:
         inst = self.refresh(name)
-        refused = self._registration_state_rule(inst)
+        refused = self._registration_state_rule(inst, "register-online")
         if refused is not None:
             return refused
+        here = cell("register-online", inst.state)
         found = self.keys.get(key)
         if found is None:
-            return self.error("E_BACKUP_KEY", "registration-needs-known-key")
-        if production == inst.deployment or production not in found.holders:
-            return self.error("E_BACKUP_PRODUCTION", "registration-needs-active-production")
+            return self.error("E_BACKUP_KEY", "register-online.unknown-key", here)
+        if production == inst.deployment:
+            return self.error("E_BACKUP_PRODUCTION", "register-online.not-itself", here)
+        if production not in found.holders:
+            return self.error("E_BACKUP_PRODUCTION", "register-online.production-on-key", here)
         inst.state, inst.key, inst.online, inst.production = BACKUP_ONLINE, key, True, production
         inst.expires = found.expires
-        return self.success({"success": BACKUP_REGISTERED}, "registration-online")
+        return self.success({"success": BACKUP_REGISTERED}, "register.success-sentence", here)
 
     def register_offline(self, name: str, content: bytes) -> Outcome:
         inst = self.refresh(name)
-        refused = self._registration_state_rule(inst)
+        refused = self._registration_state_rule(inst, "register-offline")
         if refused is not None:
             return refused
-        issued = self._usable_file(content)
-        if issued is None or issued.deployment == inst.deployment:
-            return self.error("E_INVALID_LICENSE", "offline-registration-needs-another-deployments-file")
+        here = cell("register-offline", inst.state)
+        issued, broken = self._usable_file(content)
+        if issued is None:
+            return self.error("E_INVALID_LICENSE", broken, here)
+        if issued.deployment == inst.deployment:
+            return self.error("E_INVALID_LICENSE", "register-offline.another-deployment", here)
         inst.state, inst.key, inst.online, inst.production = BACKUP_OFFLINE, issued.key, False, issued.deployment
         inst.expires = issued.expires
-        return self.success({"success": BACKUP_REGISTERED}, "registration-offline")
+        return self.success({"success": BACKUP_REGISTERED}, "register.success-sentence", here)
 
     def unregister(self, name: str) -> Outcome:
         inst = self.refresh(name)
+        here = cell("unregister", inst.state)
         if not inst.is_backup:
-            return self.error("E_NOT_BACKUP_REMOVE", "unregister-needs-backup")
+            return self.error("E_NOT_BACKUP_REMOVE", here)
         inst.state, inst.key, inst.online, inst.production, inst.expires = UNLICENSED, None, False, None, None
-        return self.success({"success": BACKUP_REMOVED}, "unregister-backup")
+        return self.success({"success": BACKUP_REMOVED}, "unregister.success-sentence", here)
 
     def nominate(self, name: str) -> Outcome:
         inst = self.refresh(name)
+        here = cell("nominate", inst.state)
         if inst.state == BACKUP_OFFLINE:
-            return self.error("E_NOMINATE_OFFLINE", "no-nomination-of-offline-backup")
+            return self.error("E_NOMINATE_OFFLINE", here)
         if inst.state != BACKUP_ONLINE:
-            return self.error("E_NOT_BACKUP", "nomination-needs-backup")
+            return self.error("E_NOT_BACKUP", here)
         assert inst.key is not None and inst.production is not None
         found = self.keys.get(inst.key)
         if found is None:
-            return self.error("E_NO_SLOT", "nomination-moves-or-takes-slot")
+            return self.error("E_NO_SLOT", "nominate.no-slot", here)
         if inst.production in found.holders:
             # The production's slot moves to the backup (a stale slot of the backup's own stays one slot).
             found.holders.remove(inst.production)
             if inst.deployment not in found.holders:
                 found.holders.append(inst.deployment)
-        elif inst.deployment not in found.holders:
+            rule = "nominate.moves-slot"
+        elif inst.deployment in found.holders:
+            rule = "nominate.takes-free-slot"
+        else:
             if found.free <= 0:
-                return self.error("E_NO_SLOT", "nomination-moves-or-takes-slot")
+                return self.error("E_NO_SLOT", "nominate.no-slot", here)
             found.holders.append(inst.deployment)
+            rule = "nominate.takes-free-slot"
         inst.state, inst.online, inst.production = ACTIVE, True, None
-        return self.success({"success": NOMINATED}, "nomination-moves-slot")
+        return self.success({"success": NOMINATED}, rule, "nominate.success-sentence", here)
 
     def deactivate(self, name: str) -> Outcome:
         inst = self.refresh(name)
+        here = cell("deactivate", inst.state)
         if inst.is_backup:
-            return self.error("E_DEACTIVATE_BACKUP", "no-deactivation-of-backup")
+            return self.error("E_DEACTIVATE_BACKUP", here)
         if inst.state != ACTIVE:
-            return self.error("E_NOT_ACTIVE", "deactivation-needs-active")
+            return self.error("E_NOT_ACTIVE", here)
         if inst.online:
             self._free_if_online(inst)  # freed at once; the key is kept (`reactivate`)
+            rule = "deactivate.online-frees-slot"
         else:
             inst.key = None  # offline: the slot stays held until /deactivation, nothing is kept locally
+            rule = "deactivate.offline-keeps-slot"
         inst.state, inst.online, inst.production, inst.expires = UNLICENSED, False, None, None
-        return self.success({"success": True}, "deactivation")
+        return self.success({"success": True}, rule, here)
 
     # Invariants
 

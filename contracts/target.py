@@ -16,8 +16,9 @@ from typing import Any
 
 import yaml
 
+from contracts.catalogue import CATALOGUE, CatalogueEntry
 from contracts.exchange import Connection
-from contracts.model import CATALOGUE, KEY_FORMAT, CatalogueEntry
+from contracts.model import KEY_FORMAT
 
 CONTROL_TOKEN_HEADER = "X-Mock-Control-Token"
 
@@ -195,6 +196,12 @@ class Fleet:
             terms = entry["terms"]
             found.append(KeySpec(terms["activation_key"], int(entry["slots"]), date.fromisoformat(terms["expires"])))
         return found
+
+    def key_terms(self) -> dict[str, dict[str, Any]]:
+        """With a control plane, what each key licenses (product, licensee, node count, engines); else nothing."""
+        if not self.control:
+            return {}
+        return {e["terms"]["activation_key"]: e["terms"] for e in self.state_document().get("keys", [])}
 
     def holders(self) -> dict[str, list[str]]:
         """Deployments holding a slot, per key, as the target's control plane reports them."""

@@ -49,9 +49,10 @@ from contracts.client.fleetstate import SCENARIOS, STARTS, differences, model_at
 from contracts.client.journal import Record, records
 from contracts.client.relay import Relay
 from contracts.client.report import ClientReport, ClientStep
+from contracts.drills import edited as edit_licence_file
 from contracts.model import ACTIVE, BACKUPS, UNLICENSED, LicenceFileModel, Model
 from contracts.model import Outcome as Expected
-from contracts.server_suite import edit_licence_file, stateful_settings
+from contracts.server_suite import stateful_settings
 from contracts.spec import ContractSpec
 from contracts.target import Fleet, TargetError
 

@@ -1,9 +1,10 @@
 """The activation server face of SPEC §5: `/activation` answers a YAML licence file, failures stay HTTP 200
-with the reason phrase `Invalid parameter` or `Activation failed` and a YAML `error: '...'` body."""
+with the reason phrase `Invalid parameter` or `Activation failed` and a YAML `error: '...'` body; `/deactivation`
+answers JSON on success."""
 
 from __future__ import annotations
 
-from flask import Flask, Response, request
+from flask import Flask, Response, jsonify, request
 
 from mockcore.activation import ActivationRefused, NotActivated
 from mockcore.fleet import Fleet
@@ -43,6 +44,7 @@ def create_activation_app(fleet: Fleet) -> Flask:
         except NotActivated:
             text = "This deployment is not activated with this activation key."
             return Response(_yaml_message("error", text), status=404, mimetype=YAML_MIMETYPE)
-        return Response(_yaml_message("success", "The deployment was deactivated."), mimetype=YAML_MIMETYPE)
+        # JSON (also valid YAML): the vendor's AWS licensing Lambda `JSON.parse`s this answer.
+        return jsonify({"success": "The deployment was deactivated."})
 
     return app

@@ -1,0 +1,875 @@
+"""Drills: short fixed sequences, each driving a family of rules to its edges on purpose, run before the generated
+exploration so that every rule is reached by every default run, whatever the seed.
+
+Each drill starts from a reset fleet whose keys the suite chose (through the control plane's state document):
+`K1` with two slots and 30 days left, `K2` with one slot, 60 days and another licensee, and `K3` already expired.
+Outside machines (well-formed deployment ids in no instance) take slots at the activation server, so a drill can
+fill a key, or stand for a production, on a fleet of any size. Each drill declares the rules it covers; a test
+checks each one exercises every rule it declares.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import date, timedelta
+from typing import Any
+
+from contracts.checks import (
+    EICAR,
+    MALFORMED_DEPLOYMENT,
+    MALFORMED_KEY,
+    UNKNOWN_APIKEY,
+    UNKNOWN_KEY,
+    Checker,
+    broken,
+    outsider,
+)
+from contracts.model import LicenceFileModel
+from contracts.rules import CELLS, cell
+from contracts.target import TargetError
+
+K1, K2, K3 = (f"SUIT-EKEY-000{n}-AAAA-BBBB-CCCC-DDDD" for n in (1, 2, 3))
+GENERIC_TERMS = {
+    "product_id": "MSCL-4-unlimited",
+    "product_name": "Metadefender Core 5 Linux",
+    "licensed_to": "mockcore contract suite",
+    "max_node_count": "10",
+    "licensed_engines": "*",
+}
+# A well-formed API key (36 of 0-9a-f, at least 10 letters and 10 digits, no more than 3 of either in a row).
+NEW_APIKEY = "abc123def456abc789def012abc345def678"
+SECOND_PASSWORD = "contract-suite-password-2"
+
+
+@dataclass(frozen=True)
+class Drill:
+    name: str
+    covers: tuple[str, ...]
+    run: Callable[[Checker], None]
+    instances: int = 1  # the fewest instances it needs
+
+
+def suite_keys(today: date, entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The drills' keys, as state-document entries, with the target's own first key's terms."""
+    base = dict(entries[0]["terms"]) if entries else dict(GENERIC_TERMS)
+
+    def entry(key: str, slots: int, days: int, **terms: str) -> dict[str, Any]:
+        expires = (today + timedelta(days=days)).isoformat()
+        return {"terms": {**base, **terms, "activation_key": key, "expires": expires}, "slots": slots, "holders": []}
+
+    return [entry(K1, 2, 30), entry(K2, 1, 60, licensed_to="another licensee of the suite"), entry(K3, 2, -1)]
+
+
+def fresh(c: Checker) -> None:
+    c.start(keys=suite_keys, new_run=False)
+    if [k.key for k in c.keys] != [K1, K2, K3]:
+        raise TargetError("the control plane did not load the suite's keys (PUT /_mock/state)")
+
+
+def key_expiry(c: Checker, key: str) -> date:
+    return c.model.keys[key].expires
+
+
+def read(c: Checker, name: str) -> None:
+    """A step that reads an instance's licence view and backup flag against the model."""
+    step = c.begin(f"read the licence of {name}")
+    c.check_licence_view(name)
+    c.check_backup_flag(name)
+    step.exchanges = c.conn.recorder.take()
+
+
+def simple(
+    c: Checker,
+    name: str | None,
+    title: str,
+    method: str,
+    url: str,
+    expected: tuple[int, object],
+    rules: tuple[str, ...],
+    **kwargs: Any,
+) -> dict[str, Any]:
+    """A request whose answer is known exactly: status and JSON body (`...` for "any JSON object")."""
+    status, body = expected
+    exchange = c.send_step(title, lambda: c.conn.request(method, url, **kwargs), f"{status} {body}")
+    if exchange.status != status:
+        raise broken(rules[0], f"expected {status} {body}, got {exchange.status} {exchange.response_body[:200]!r}")
+    got = c.json_of(exchange, rules[0]) if not isinstance(body, list) else exchange.json()
+    if body is not ... and got != body:
+        raise broken(rules[-1] if len(rules) > 1 and status >= 400 else rules[0], f"expected {body}, got {got}")
+    c.exercised(*rules)
+    return got
+
+
+def error(c: Checker, title: str, method: str, url: str, code: str, rule: str, **kwargs: Any) -> None:
+    entry = c.model.error(code)
+    simple(c, None, title, method, url, (entry.status, entry.body), (rule, f"error.{code}"), **kwargs)
+
+
+def refusals(c: Checker, name: str, state: str, own_file: bytes, other_file: bytes) -> None:
+    """Every licence operation the transition table refuses in `state`, sent to `name`; nothing may change."""
+    key = c.model.instances[name].key or K1
+    production = outsider(1)
+    for operation, in_state in CELLS:
+        if in_state != state or "refused" not in CELLS[(operation, in_state)]:
+            continue
+        if operation == "activate":
+            c.activate(name, key, 1)
+        elif operation == "upload":
+            c.upload(name, own_file, "a licence file issued for it")
+        elif operation == "register-online":
+            c.register_online(name, key, production)
+        elif operation == "register-offline":
+            c.register_offline(name, other_file, "an outside machine's licence file")
+        elif operation == "unregister":
+            c.unregister(name)
+        elif operation == "nominate":
+            c.nominate(name)
+        elif operation == "deactivate":
+            c.deactivate(name)
+
+
+def file_for(c: Checker, key: str, deployment: str) -> LicenceFileModel:
+    issued = c.obtain_file(key, deployment)
+    if issued is None:
+        raise broken("activation.issues-file", f"no licence file was issued for {c.deployment_label(deployment)}")
+    return issued
+
+
+def fill(c: Checker, key: str, start: int = 10) -> None:
+    """Outside machines take every free slot of `key`."""
+    for n in range(start, start + c.model.keys[key].free):
+        file_for(c, key, outsider(n))
+
+
+# The drills
+
+
+def online_production(c: Checker) -> None:
+    fresh(c)
+    a = c.names[0]
+    own = c.model.instances[a].deployment
+    assert c.engines(a) == []
+    c.readiness(a)
+    c.readiness(a, verbose=False)
+    c.scan(a)
+    outside = file_for(c, K1, outsider(1))
+    c.free_slot(K1, outsider(1))
+    c.upload(a, b"licence: not really\n", "a body that is not a licence file")
+    refusals(c, a, "unlicensed", b"not a licence file", outside.content)
+    c.activate(a, K1, 1)
+    c.check_backup_flag(a)
+    c.activate(a, K1, "1000")  # the same key: no new slot
+    c.readiness(a)
+    c.readiness(a, verbose=False)
+    engines = c.engines(a, disabled=set())
+    c.toggle_engine(a, engines[0], enable=False)
+    c.engines(a, disabled={engines[0]})
+    c.toggle_engine(a, engines[0], enable=True)
+    c.engines(a, disabled=set())
+    clean = c.scan(a)
+    infected = c.scan(a, EICAR, "the EICAR test file")
+    assert clean is not None and infected is not None
+    c.scan_result(a, clean, infected=False)
+    c.scan_result(a, infected, infected=True)
+    error(
+        c,
+        f"scan an empty file on {a}",
+        "POST",
+        c.url(a, "/file"),
+        "E_EMPTY_FILE",
+        "scan.empty",
+        headers=c.auth(a),
+        body=b"",
+    )
+    error(
+        c,
+        f"read the result of an unknown scan on {a}",
+        "GET",
+        c.url(a, "/file/" + "0" * 32),
+        "E_NOT_FOUND",
+        "scan.unknown-id",
+        headers=c.auth(a),
+    )
+    own_file = file_for(c, K1, own)  # re-issue for a deployment that holds a slot: no new slot
+    refusals(c, a, "active", own_file.content, outside.content)
+    c.deactivate(a)
+    c.toggle_engine(a, engines[0], enable=True)
+    c.engines(a)
+    c.activate(a, K1, 1)
+
+
+def requests_and_order(c: Checker) -> None:
+    fresh(c)
+    a = c.names[0]
+    for quantity in (0, 1001, -1, "0", "1001", " 5", "5a", 1.5, True, None, [1]):
+        c.activate(a, K1, quantity)
+    url = c.url(a, "/admin/license/activation")
+    json_type = {"Content-Type": "application/json"}
+    error(
+        c,
+        f"activate {a} with malformed JSON",
+        "POST",
+        url,
+        "E_BAD_REQUEST",
+        "activate.quantity",
+        headers={**c.auth(a), **json_type},
+        body=b'{"activationKey": ',
+    )
+    error(
+        c,
+        f"activate {a} with a body over 64 KiB",
+        "POST",
+        url,
+        "E_TOO_LARGE",
+        "error.E_TOO_LARGE",
+        headers=c.auth(a),
+        json_body={"activationKey": K1, "quantity": 1, "comment": "x" * 70_000},
+    )
+    error(
+        c,
+        f"activate {a} with an unknown apikey and malformed JSON",
+        "POST",
+        url,
+        "E_ACCESS",
+        "service.order-of-checks",
+        headers={"apikey": UNKNOWN_APIKEY, **json_type},
+        body=b"{",
+    )
+    error(
+        c,
+        f"GET an unknown path on {a}",
+        "GET",
+        c.url(a, "/admin/no-such-thing"),
+        "E_NOT_FOUND",
+        "service.unknown-path",
+        headers=c.auth(a),
+    )
+    error(c, f"GET {url} (it takes POST only)", "GET", url, "E_METHOD", "service.unknown-method", headers=c.auth(a))
+    backup_url = c.url(a, "/admin/license/backup")
+    outside = file_for(c, K1, outsider(1))
+    production = outside.deployment
+    for label, headers, body in (
+        ("neither headers nor a body", {}, None),
+        ("only the activation-key header", {"activation-key": K1}, None),
+        ("only the active-deployment-id header", {"active-deployment-id": production}, None),
+        ("both headers and a body", {"activation-key": K1, "active-deployment-id": production}, outside.content),
+    ):
+        c.refused(
+            a,
+            f"register {a} as a backup with {label}",
+            "E_BACKUP_REQUEST",
+            ("register.request-shape",),
+            lambda h=headers, b=body: c.conn.request("POST", backup_url, headers={**c.auth(a), **h}, body=b),
+        )
+    c.register_online(a, K1, production)
+    c.activate(a, K1, 0)  # well-formedness before the state rule: E_BAD_REQUEST on a backup
+    c.exercised("service.order-of-checks")
+    c.unregister(a)
+    c.fleet.control_request("POST", "faults", {"face": "activation", "status": 503})
+    c.refused(
+        a,
+        f"activate {a} while the activation server is down",
+        "E_ACTIVATION_UNREACHABLE",
+        ("transition.activate.unlicensed",),
+        lambda: c.post(a, "/admin/license/activation", json_body={"activationKey": K1, "quantity": 1}),
+        kind="activate",
+    )
+    c.fleet.control_request("DELETE", "faults")
+
+
+def online_backup(c: Checker) -> None:
+    fresh(c)
+    a = c.names[0]
+    outside = file_for(c, K1, outsider(1))
+    c.register_online(a, K1, outsider(1))
+    own = file_for(c, K2, c.model.instances[a].deployment)
+    c.free_slot(K2, own.deployment)
+    c.readiness(a)
+    c.scan(a)
+    engines = c.engines(a, disabled=set())
+    c.toggle_engine(a, engines[-1], enable=False)
+    c.engines(a, disabled={engines[-1]})
+    refusals(c, a, "backup-online", own.content, outside.content)
+    c.unregister(a)
+    c.register_online(a, K1, outsider(1))
+    c.nominate(a)
+    c.scan(a)
+    c.deactivate(a)
+
+
+def offline_backup(c: Checker) -> None:
+    fresh(c)
+    a = c.names[0]
+    outside = file_for(c, K1, outsider(1))
+    c.register_offline(a, outside.content, "an outside machine's licence file")
+    c.readiness(a)
+    own = file_for(c, K2, c.model.instances[a].deployment)
+    c.free_slot(K2, own.deployment)
+    refusals(c, a, "backup-offline", own.content, outside.content)
+    # The documented way out: free the production, a file of its own, unregister, upload.
+    c.free_slot(K1, outsider(1))
+    mine = file_for(c, K1, c.model.instances[a].deployment)
+    c.unregister(a)
+    c.upload(a, mine.content, f"the licence file issued for {a}")
+    c.scan(a)
+    c.free_slot(K1, mine.deployment)
+    read(c, a)  # an offline licence stays when its slot is freed
+    c.exercised("offline.keeps-licence")
+    c.deactivate(a)
+    c.upload(a, mine.content, f"the licence file issued for {a}, again after its slot was freed")
+    file_for(c, K1, mine.deployment)
+    c.deactivate(a)  # offline: the slot stays held until /deactivation
+
+
+def failover(c: Checker) -> None:
+    fresh(c)
+    a, b = c.names[0], c.names[1]
+    c.activate(a, K1, 1)
+    c.register_online(b, K1, c.model.instances[a].deployment)
+    if len(c.names) > 2:
+        third = c.names[2]
+        c.register_online(third, K1, c.model.instances[a].deployment)
+        c.nominate(b)
+        read(c, third)
+        c.exercised("nominate.other-backups-stay")
+        c.unregister(third)
+    else:
+        c.nominate(b)
+    read(c, a)
+    c.exercised("online.slot-lost")
+    c.activate(a, K1, 1)  # the old production takes the second slot
+    c.free_slot(K1, c.model.instances[b].deployment)
+    read(c, b)
+
+
+def nomination_slots(c: Checker) -> None:
+    fresh(c)
+    a = c.names[0]
+    file_for(c, K1, outsider(1))
+    c.register_online(a, K1, outsider(1))
+    c.free_slot(K1, outsider(1))
+    c.nominate(a)  # the production holds no slot: a free one is taken
+    fresh(c)
+    file_for(c, K1, outsider(1))
+    c.register_online(a, K1, outsider(1))
+    c.free_slot(K1, outsider(1))
+    fill(c, K1)
+    c.nominate(a)  # neither: E_NO_SLOT, still a backup
+    read(c, a)
+    fresh(c)
+    fill(c, K1)
+    c.activate(a, K1, 1)
+    c.obtain_file(K1, outsider(2))
+
+
+def keys(c: Checker) -> None:
+    fresh(c)
+    a = c.names[0]
+    c.activate(a, K1, 1)
+    c.activate(a, K2, 1)  # moves, and frees the online slot on K1
+    c.activate(a, K1, 1)
+    fill(c, K2)
+    c.activate(a, K2, 1)  # no slot on K2: keeps K1
+    for key in (K3, UNKNOWN_KEY, MALFORMED_KEY):
+        c.activate(a, key, 1)
+        c.obtain_file(key, outsider(3))
+    fresh(c)
+    own = c.model.instances[a].deployment
+    c.activate(a, K1, 1)
+    c.upload(a, file_for(c, K2, own).content, f"the licence file issued for {a} on K2")  # takes the file's key
+    c.free_slot(K2, own)
+    c.upload(a, file_for(c, K1, own).content, f"the licence file issued for {a} on K1")
+    c.activate(a, K2, 1)  # an offline licence moving off K1 keeps its slot held
+
+
+def registration(c: Checker) -> None:
+    fresh(c)
+    a = c.names[0]
+    own = c.model.instances[a].deployment
+    outside = file_for(c, K1, outsider(1))
+    c.register_online(a, UNKNOWN_KEY, outsider(1))
+    c.register_online(a, K1, outsider(2))
+    mine = file_for(c, K1, own)
+    c.register_online(a, K1, own)
+    c.register_offline(a, mine.content, f"the licence file issued for {a} itself")
+    c.upload(a, outside.content, "an outside machine's licence file")
+    for content, label in ((edited(mine.content), "edited"), (b"licence: not really\n", "not a licence file")):
+        c.upload(a, content, f"a licence file, {label}")
+        c.register_offline(a, content, f"a licence file, {label}")
+    c.set_date(key_expiry(c, K1) + timedelta(days=1))
+    c.upload(a, mine.content, f"the licence file issued for {a}, expired")
+    c.register_offline(a, outside.content, "an outside machine's licence file, expired")
+
+
+def expiry(c: Checker) -> None:
+    fresh(c)
+    a = c.names[0]
+    c.activate(a, K1, 1)
+    backup = c.names[1] if len(c.names) > 1 else None
+    if backup is not None:
+        c.register_online(backup, K1, c.model.instances[a].deployment)
+    last = key_expiry(c, K1)
+    for day in (last - timedelta(days=1), last, last + timedelta(days=1)):
+        c.set_date(day)
+        read(c, a)
+        c.readiness(a)
+        c.readiness(a, verbose=False)
+        c.scan(a)
+        if backup is not None:
+            c.readiness(backup)
+            read(c, backup)
+    c.activate(a, K1, 1)  # an expired key activates nothing
+
+
+def activation_server(c: Checker) -> None:
+    fresh(c)
+    c.obtain_file(MALFORMED_KEY, outsider(1))
+    c.obtain_file(K1, MALFORMED_DEPLOYMENT)
+    for quantity in (0, 1001):
+        c.obtain_file(K1, outsider(1), quantity)
+    c.obtain_file(UNKNOWN_KEY, outsider(1))
+    file_for(c, K1, outsider(1))
+    c.obtain_file(K1, outsider(1), 1000)  # re-issue: no new slot
+    c.free_slot(K1, outsider(1))
+    c.free_slot(K1, outsider(1))
+    c.free_slot(UNKNOWN_KEY, outsider(2))
+
+
+def authentication(c: Checker) -> None:
+    fresh(c)
+    a = c.names[0]
+    base = c.fleet.instances[a]
+    for method, path in (
+        ("GET", "/admin/license"),
+        ("GET", "/admin/license/backup"),
+        ("POST", "/admin/license/activation"),
+        ("POST", "/admin/license/backup/nomination"),
+        ("POST", "/admin/license/deactivation"),
+        ("DELETE", "/admin/license/backup"),
+        ("GET", "/user"),
+    ):
+        for missing in (True, False):
+            headers = {} if missing else {"apikey": UNKNOWN_APIKEY}
+            c.refused(
+                a,
+                f"{method} {path} on {a} {'without an apikey' if missing else 'with an unknown one'}",
+                "E_ACCESS_MISSING" if missing else "E_ACCESS",
+                ("auth.missing-apikey" if missing else "auth.unknown-apikey",),
+                lambda m=method, p=path, h=headers: c.conn.request(m, base + p, headers=h),
+                kind="activate",
+            )
+    version = simple(
+        c,
+        a,
+        f"GET /version on {a} without an apikey",
+        "GET",
+        base + "/version",
+        (200, ...),
+        ("service.version", "auth.optional-apikey"),
+    )
+    if (
+        version.get("product_id") != "MSCL"
+        or not isinstance(version.get("version"), str)
+        or set(version) != {"product_id", "version"}
+    ):
+        raise broken("service.version", f"expected {{'product_id': 'MSCL', 'version': <text>}}, got {version}")
+    simple(
+        c,
+        a,
+        f"GET /version on {a} with the apikey",
+        "GET",
+        base + "/version",
+        (200, version),
+        ("service.version",),
+        headers=c.auth(a),
+    )
+    for path, body in (("/version", None), ("/stat/engines", None), ("/file", b"sample")):
+        method = "POST" if body else "GET"
+        error(
+            c,
+            f"{method} {path} on {a} with an unknown apikey",
+            method,
+            base + path,
+            "E_ACCESS",
+            "auth.optional-apikey",
+            headers={"apikey": UNKNOWN_APIKEY},
+            body=body,
+        )
+    simple(
+        c,
+        a,
+        f"GET /stat/engines on {a} (unlicensed) without an apikey",
+        "GET",
+        base + "/stat/engines",
+        (200, []),
+        ("auth.optional-apikey",),
+    )
+    c.refused(
+        a,
+        f"scan on {a} without an apikey (optional there)",
+        "E_SCAN_UNLICENSED",
+        ("auth.optional-apikey",),
+        lambda: c.conn.request("POST", base + "/file", body=b"sample"),
+        kind="scan",
+    )
+    user = simple(c, a, f"GET /user on {a}", "GET", base + "/user", (200, ...), ("auth.user",), headers=c.auth(a))
+    if user.get("id") != 2 or not isinstance(user.get("name"), str) or not isinstance(user.get("roles"), list):
+        raise broken("auth.user", f"the admin is user 2 with a name and roles, got {user}")
+    login_url = base + "/login"
+    admin, password = c.fleet.target.admin or ("admin", "admin")
+    for user_name, wrong in ((admin, password + "-wrong"), ("nobody-" + admin, password)):
+        error(
+            c,
+            f"log in as {user_name} with a wrong password",
+            "POST",
+            login_url,
+            "E_LOGIN",
+            "auth.login-refused",
+            json_body={"user": user_name, "password": wrong},
+        )
+    session = log_in(c, a, admin, password)
+    if session is None:
+        return  # the admin's password is not the one the suite was given: the account rules need it
+    simple(
+        c,
+        a,
+        f"log out the new session on {a}",
+        "POST",
+        base + "/logout",
+        (200, {"response": "Logout success"}),
+        ("auth.logout",),
+        headers={"apikey": session},
+    )
+    error(
+        c,
+        f"read the licence with the logged-out session on {a}",
+        "GET",
+        base + "/admin/license",
+        "E_ACCESS",
+        "auth.logout",
+        headers={"apikey": session},
+    )
+    error(
+        c,
+        f"change the password on {a} with a wrong old one",
+        "POST",
+        base + "/user/changepassword",
+        "E_PASSWORD",
+        "auth.change-password-refused",
+        headers=c.auth(a),
+        json_body={"old_password": password + "-wrong", "new_password": SECOND_PASSWORD},
+    )
+    log_in(c, a, admin, password)
+    simple(
+        c,
+        a,
+        f"change the password on {a}",
+        "POST",
+        base + "/user/changepassword",
+        (200, {"success": True}),
+        ("auth.change-password",),
+        headers=c.auth(a),
+        json_body={"old_password": password, "new_password": SECOND_PASSWORD},
+    )
+    log_in(c, a, admin, SECOND_PASSWORD, "auth.change-password")
+    error(
+        c,
+        f"log in on {a} with the old password",
+        "POST",
+        login_url,
+        "E_LOGIN",
+        "auth.change-password",
+        json_body={"user": admin, "password": password},
+    )
+    error(
+        c,
+        f"set user 2's API key on {a} to a malformed one",
+        "PUT",
+        base + "/admin/user/2",
+        "E_APIKEY_FORMAT",
+        "auth.set-apikey-format",
+        headers=c.auth(a),
+        json_body={"api_key": "not-a-key"},
+    )
+    simple(
+        c,
+        a,
+        f"set user 2's API key on {a}",
+        "PUT",
+        base + "/admin/user/2",
+        (200, ...),
+        ("auth.set-apikey",),
+        headers=c.auth(a),
+        json_body={"api_key": NEW_APIKEY},
+    )
+    simple(
+        c,
+        a,
+        f"read the licence on {a} with the new API key",
+        "GET",
+        base + "/admin/license/backup",
+        (200, {"is_backup": False}),
+        ("auth.set-apikey", "auth.configured-apikey"),
+        headers={"apikey": NEW_APIKEY},
+    )
+    error(
+        c,
+        f"log out on {a} with an API key (not a session)",
+        "POST",
+        base + "/logout",
+        "E_LOGOUT",
+        "auth.logout-apikey",
+        headers={"apikey": NEW_APIKEY},
+    )
+
+
+def log_in(c: Checker, name: str, user: str, password: str, rule: str = "auth.login") -> str | None:
+    """Log in; the session must then work as `apikey`. None when the suite's admin password is refused."""
+    base = c.fleet.instances[name]
+    exchange = c.send_step(
+        f"log in as {user} on {name}",
+        lambda: c.conn.request("POST", base + "/login", json_body={"user": user, "password": password}),
+        "200 with a session",
+    )
+    if exchange.status == 403 and rule == "auth.login":
+        return None
+    body = c.json_of(exchange, rule)
+    session, token = body.get("session_id"), body.get("oms-csrf-token")
+    if exchange.status != 200 or not isinstance(session, str) or not session or not isinstance(token, str):
+        raise broken(rule, f"expected 200 with session_id and oms-csrf-token, got {exchange.status} {body}")
+    simple(
+        c,
+        name,
+        f"read the backup flag on {name} with the new session",
+        "GET",
+        base + "/admin/license/backup",
+        (200, ...),
+        (rule,),
+        headers={"apikey": session},
+    )
+    c.exercised(rule)
+    return session
+
+
+def edited(content: bytes) -> bytes:
+    """A licence file someone tampered with: `licensed_to` (or, in a format we do not know, one byte) changed."""
+    marker = b"licensed_to:"
+    at = content.find(marker)
+    if at >= 0:
+        return content[: at + len(marker)] + b" 'someone else'" + content[content.index(b"\n", at) :]
+    middle = len(content) // 2
+    return content[:middle] + bytes([content[middle] ^ 0x01]) + content[middle + 1 :]
+
+
+def _cells(*states: str, ops: tuple[str, ...] = tuple({op for op, _ in CELLS})) -> tuple[str, ...]:
+    return tuple(cell(op, state) for op, state in CELLS if state in states and op in ops)
+
+
+DRILLS: tuple[Drill, ...] = (
+    Drill(
+        "online production",
+        (
+            *_cells("unlicensed", ops=("unregister", "nominate", "deactivate", "upload")),
+            *_cells("active", ops=("register-online", "register-offline", "unregister", "nominate", "deactivate")),
+            "transition.activate.unlicensed",
+            "transition.activate.active",
+            "activate.same-key-no-new-slot",
+            "activate.sets-online",
+            "activate.quantity",
+            "deactivate.online-frees-slot",
+            "file.not-a-licence",
+            "view.days_left",
+            "view.deployment",
+            "view.expiration",
+            "view.licensed_engines",
+            "view.licensed_to",
+            "view.max_node_count",
+            "view.online_activated",
+            "view.product_id",
+            "view.product_name",
+            "view.unlicensed",
+            "view.reactivate",
+            "view.backup-flag",
+            "service.readyz",
+            "service.readyz-plain",
+            "engines.listed",
+            "engines.toggle",
+            "engines.toggle-unlicensed",
+            "scan.active",
+            "scan.refused-by-state",
+            "scan.empty",
+            "scan.result",
+            "scan.eicar",
+            "scan.clean",
+            "scan.unknown-id",
+            "activation.reissue",
+            "slots.accounting",
+            "slots.within-key",
+            "slots.backup-holds-none",
+            "refused.changes-nothing",
+            "state.starts-unlicensed",
+            "state.deployment-id",
+            "error.E_NOT_BACKUP_REMOVE",
+            "error.E_NOT_BACKUP",
+            "error.E_NOT_ACTIVE",
+            "error.E_SCAN_UNLICENSED",
+            "error.E_ENGINES_UNLICENSED",
+            "error.E_EMPTY_FILE",
+            "error.E_NOT_FOUND",
+            "error.E_REGISTER_ACTIVE",
+            "error.E_INVALID_LICENSE",
+        ),
+        online_production,
+    ),
+    Drill(
+        "requests and the order of checks",
+        (
+            "activate.quantity",
+            "register.request-shape",
+            "service.answers",
+            "service.order-of-checks",
+            "service.unknown-path",
+            "service.unknown-method",
+            "error.E_BAD_REQUEST",
+            "error.E_TOO_LARGE",
+            "error.E_ACCESS",
+            "error.E_METHOD",
+            "error.E_BACKUP_REQUEST",
+            "error.E_ACTIVATION_UNREACHABLE",
+            "transition.register-online.unlicensed",
+            "transition.unregister.backup-online",
+            "register.success-sentence",
+            "unregister.success-sentence",
+        ),
+        requests_and_order,
+    ),
+    Drill(
+        "an online backup",
+        (
+            *_cells("backup-online"),
+            "view.backup",
+            "nominate.moves-slot",
+            "nominate.success-sentence",
+            "scan.refused-by-state",
+            "error.E_ACTIVATE_BACKUP",
+            "error.E_ALREADY_BACKUP",
+            "error.E_DEACTIVATE_BACKUP",
+            "error.E_SCAN_BACKUP",
+            "engines.toggle",
+        ),
+        online_backup,
+    ),
+    Drill(
+        "an offline backup and the offline failover",
+        (
+            *_cells("backup-offline"),
+            "transition.upload.unlicensed",
+            "transition.register-offline.unlicensed",
+            "upload.sets-offline",
+            "offline.keeps-licence",
+            "deactivate.offline-keeps-slot",
+            "file.reupload",
+            "error.E_NOMINATE_OFFLINE",
+            "deactivation.frees-slot",
+            "activation.issues-file",
+            "file.fields",
+            "file.values",
+        ),
+        offline_backup,
+    ),
+    Drill(
+        "the online failover",
+        ("online.slot-lost", "nominate.moves-slot", "nominate.other-backups-stay"),
+        failover,
+        instances=2,
+    ),
+    Drill(
+        "slots at nomination and activation",
+        ("nominate.takes-free-slot", "nominate.no-slot", "activate.no-slot", "activation.no-slot", "error.E_NO_SLOT"),
+        nomination_slots,
+    ),
+    Drill(
+        "keys: moving, full, expired, unknown",
+        (
+            "activate.other-key-moves",
+            "activate.other-key-no-slot",
+            "activate.expired-key",
+            "activate.unknown-key",
+            "activation.unknown-key",
+            "activation.invalid-key",
+            "upload.takes-files-key",
+            "transition.upload.active",
+            "error.E_ACTIVATION_FAILED",
+        ),
+        keys,
+    ),
+    Drill(
+        "backup registration and licence files",
+        (
+            "register-online.unknown-key",
+            "register-online.production-on-key",
+            "register-online.not-itself",
+            "register-offline.another-deployment",
+            "upload.own-deployment",
+            "file.signature",
+            "file.not-a-licence",
+            "file.expired",
+            "error.E_BACKUP_KEY",
+            "error.E_BACKUP_PRODUCTION",
+            "error.E_INVALID_LICENSE",
+        ),
+        registration,
+    ),
+    Drill(
+        "expiry at its boundaries",
+        (
+            "expiry.last-valid-day",
+            "expiry.first-expired-day",
+            "expiry.backup",
+            "error.E_EXPIRED_SCAN",
+            "activate.expired-key",
+        ),
+        expiry,
+    ),
+    Drill(
+        "the activation server",
+        (
+            "activation.invalid-key",
+            "activation.invalid-deployment",
+            "activation.invalid-quantity",
+            "activation.unknown-key",
+            "activation.issues-file",
+            "activation.reissue",
+            "deactivation.frees-slot",
+            "deactivation.not-activated",
+        ),
+        activation_server,
+    ),
+    Drill(
+        "authentication and accounts",
+        (
+            "auth.missing-apikey",
+            "auth.unknown-apikey",
+            "auth.configured-apikey",
+            "auth.optional-apikey",
+            "auth.login",
+            "auth.login-refused",
+            "auth.logout",
+            "auth.logout-apikey",
+            "auth.user",
+            "auth.change-password",
+            "auth.change-password-refused",
+            "auth.set-apikey",
+            "auth.set-apikey-format",
+            "service.version",
+            "error.E_ACCESS_MISSING",
+            "error.E_ACCESS",
+            "error.E_LOGIN",
+            "error.E_LOGOUT",
+            "error.E_PASSWORD",
+            "error.E_APIKEY_FORMAT",
+        ),
+        authentication,
+    ),
+)

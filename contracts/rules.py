@@ -1,0 +1,476 @@
+"""The rule inventory: every rule the server suite claims to check, each with a stable id, one line saying what a
+conforming server does, and the section of the behaviour documentation (`docs/rules.md`, rendered from this list)
+it belongs to.
+
+One list, used three ways: `mockcore-contracts rules` prints it with the checks that cover each rule and how often
+the last run exercised it; every `Violation` names one of these ids (an unknown id is a bug of the suite); and a
+test fails when a rule has no check or a check names no rule. Ids never change meaning: a rule that goes away is
+removed, a new meaning gets a new id.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from contracts.catalogue import CATALOGUE
+
+
+@dataclass(frozen=True)
+class Section:
+    id: str
+    title: str
+    text: str
+
+
+@dataclass(frozen=True)
+class Rule:
+    id: str
+    section: str
+    statement: str
+
+
+SECTIONS: tuple[Section, ...] = (
+    Section(
+        "states",
+        "1. Instances and their licence states",
+        "A fleet is one activation server and one or more Core instances sharing one clock. Each instance is "
+        "`unlicensed`, `active` (production), `backup-online` or `backup-offline`; expiry is a condition on top of "
+        "a state.",
+    ),
+    Section(
+        "transitions",
+        "2. The transition table",
+        "One rule per cell: an operation sent to an instance in a state. A refused operation answers the catalogue "
+        "error and changes nothing, on the instance or at the activation server.",
+    ),
+    Section(
+        "operations",
+        "3. What each licence operation decides",
+        "The key, slot and file rules behind the cells: which key, which deployment, which slot.",
+    ),
+    Section(
+        "slots",
+        "4. Slots",
+        "Every deployment activated on a key uses one slot; backups use none. The activation server's slot holders "
+        "are checked after every operation.",
+    ),
+    Section(
+        "licence-view",
+        "5. The licence view (`GET /admin/license`)",
+        "Every field by name, type and value, licensed and unlicensed, and the backup flag.",
+    ),
+    Section(
+        "expiry",
+        "6. Expiry",
+        "A licence is valid up to and including its expiry date; the day after, it is expired.",
+    ),
+    Section(
+        "activation-server",
+        "7. The activation server",
+        "`GET /activation` issues licence files and takes slots; `GET /deactivation` frees them.",
+    ),
+    Section(
+        "licence-file",
+        "8. Licence files",
+        "What a file carries, and when a Core instance accepts one (upload, offline backup registration).",
+    ),
+    Section(
+        "auth",
+        "9. Authentication and accounts",
+        "`/login`, `/logout`, the `apikey` header (a configured API key or a session), `/user`, password and API-key "
+        "changes.",
+    ),
+    Section(
+        "scans",
+        "10. Scans and engines",
+        "Scans succeed only on an unexpired production; engines appear once an instance is licensed.",
+    ),
+    Section(
+        "service",
+        "11. Service endpoints and request handling",
+        "`/version`, `/readyz`, the order in which a request is judged, unknown paths and methods.",
+    ),
+    Section(
+        "errors",
+        "12. The error catalogue",
+        "Each refusal's status and `{\"err\": text}`, as the catalogue (or the target's fidelity overrides) says.",
+    ),
+)
+
+OPERATIONS = {
+    "activate": "online activation (`POST /admin/license/activation`)",
+    "upload": "a licence file upload (`POST /admin/license`)",
+    "register-online": "an online backup registration (headers `activation-key` and `active-deployment-id`)",
+    "register-offline": "an offline backup registration (a licence file as body)",
+    "unregister": "unregistering a backup (`DELETE /admin/license/backup`)",
+    "nominate": "a nomination (`POST /admin/license/backup/nomination`)",
+    "deactivate": "a deactivation (`POST /admin/license/deactivation`)",
+}
+STATES = ("unlicensed", "active", "backup-online", "backup-offline")
+CELLS: dict[tuple[str, str], str] = {
+    ("activate", "unlicensed"): 'makes the instance active (online) on the key, taking a slot: 200 `{"success": true}`',
+    ("activate", "active"): "re-activates: the same key takes no new slot; another key with a free slot moves to it",
+    ("activate", "backup-online"): "is refused with E_ACTIVATE_BACKUP",
+    ("activate", "backup-offline"): "is refused with E_ACTIVATE_BACKUP",
+    ("upload", "unlicensed"): "with a valid file issued for this deployment makes it active (offline)",
+    ("upload", "active"): "with a valid file issued for this deployment replaces the licence",
+    ("upload", "backup-online"): "is refused with E_ACTIVATE_BACKUP",
+    ("upload", "backup-offline"): "is refused with E_ACTIVATE_BACKUP",
+    ("register-online", "unlicensed"): "with a known key and a production active on it makes it backup-online",
+    ("register-online", "active"): "is refused with E_REGISTER_ACTIVE",
+    ("register-online", "backup-online"): "is refused with E_ALREADY_BACKUP",
+    ("register-online", "backup-offline"): "is refused with E_ALREADY_BACKUP",
+    ("register-offline", "unlicensed"): "with a valid unexpired file of another deployment makes it backup-offline",
+    ("register-offline", "active"): "is refused with E_REGISTER_ACTIVE",
+    ("register-offline", "backup-online"): "is refused with E_ALREADY_BACKUP",
+    ("register-offline", "backup-offline"): "is refused with E_ALREADY_BACKUP",
+    ("unregister", "unlicensed"): "is refused with E_NOT_BACKUP_REMOVE",
+    ("unregister", "active"): "is refused with E_NOT_BACKUP_REMOVE",
+    ("unregister", "backup-online"): "makes it unlicensed, without `reactivate`, with the documented sentence",
+    ("unregister", "backup-offline"): "makes it unlicensed, without `reactivate`, with the documented sentence",
+    ("nominate", "unlicensed"): "is refused with E_NOT_BACKUP",
+    ("nominate", "active"): "is refused with E_NOT_BACKUP",
+    ("nominate", "backup-online"): "makes it active (online) on its key, with the documented sentence",
+    ("nominate", "backup-offline"): "is refused with E_NOMINATE_OFFLINE",
+    ("deactivate", "unlicensed"): "is refused with E_NOT_ACTIVE",
+    ("deactivate", "active"): 'makes it unlicensed: 200 `{"success": true}`',
+    ("deactivate", "backup-online"): "is refused with E_DEACTIVATE_BACKUP",
+    ("deactivate", "backup-offline"): "is refused with E_DEACTIVATE_BACKUP",
+}
+
+
+def cell(operation: str, state: str) -> str:
+    """The id of the transition-table cell for an operation sent to an instance in a state."""
+    return f"transition.{operation}.{state}"
+
+
+def error_rule(code: str) -> str:
+    """The id of an error-catalogue entry's rule."""
+    return f"error.{code}"
+
+
+_RULES: list[tuple[str, str, str]] = [
+    # 1. States
+    ("state.starts-unlicensed", "states", "After a reset every instance is unlicensed and no slot is held."),
+    ("state.deployment-id", "states", "An instance's deployment id is `MSCL` and 32 lowercase hex, and never changes."),
+    # 3. Operations
+    ("activate.same-key-no-new-slot", "operations", "Re-activating on the key the instance holds takes no new slot."),
+    (
+        "activate.other-key-moves",
+        "operations",
+        "Re-activating on another key with a free slot moves the licence to it; an online licence frees its old "
+        "slot, an offline one keeps it held.",
+    ),
+    (
+        "activate.other-key-no-slot",
+        "operations",
+        "Re-activating on another key with no free slot is E_NO_SLOT and keeps the old licence.",
+    ),
+    ("activate.no-slot", "operations", "Activation on a key whose slots are all held is E_NO_SLOT."),
+    (
+        "activate.unknown-key",
+        "operations",
+        "Activation with a key the activation server does not know (or a malformed one) is E_ACTIVATION_FAILED.",
+    ),
+    ("activate.expired-key", "operations", "Activation on a key past its expiry is E_ACTIVATION_FAILED."),
+    (
+        "activate.quantity",
+        "operations",
+        "`quantity` is an integer or a string of digits from 1 to 1000; anything else is E_BAD_REQUEST, and each "
+        "deployment takes one slot whatever the quantity.",
+    ),
+    ("activate.sets-online", "operations", "An online activation shows `online_activated: true`."),
+    (
+        "upload.own-deployment",
+        "operations",
+        "An uploaded file issued for another deployment is E_INVALID_LICENSE.",
+    ),
+    ("upload.sets-offline", "operations", "An uploaded file shows `online_activated: false` and takes no slot."),
+    (
+        "upload.takes-files-key",
+        "operations",
+        "An uploaded file puts the instance on the file's key and expiry; moving off an online key frees its slot.",
+    ),
+    ("register-online.unknown-key", "operations", "An online registration naming an unknown key is E_BACKUP_KEY."),
+    (
+        "register-online.production-on-key",
+        "operations",
+        "An online registration whose `active-deployment-id` holds no slot on the key is E_BACKUP_PRODUCTION.",
+    ),
+    (
+        "register-online.not-itself",
+        "operations",
+        "An online registration naming the instance's own deployment is E_BACKUP_PRODUCTION.",
+    ),
+    (
+        "register.request-shape",
+        "operations",
+        "A registration carries both headers or a body: both, neither, or one header alone is E_BACKUP_REQUEST.",
+    ),
+    (
+        "register-offline.another-deployment",
+        "operations",
+        "An offline registration with the instance's own file is E_INVALID_LICENSE.",
+    ),
+    ("register.success-sentence", "operations", "A registration answers the documented sentence as `success`."),
+    ("unregister.success-sentence", "operations", "Unregistering answers the documented sentence as `success`."),
+    (
+        "nominate.moves-slot",
+        "operations",
+        "Nomination moves the production's slot to the backup; the old production becomes unlicensed with "
+        "`reactivate: true`.",
+    ),
+    (
+        "nominate.takes-free-slot",
+        "operations",
+        "When the production holds no slot on the key, nomination takes a free one.",
+    ),
+    ("nominate.no-slot", "operations", "When there is neither, nomination is E_NO_SLOT and the backup stays one."),
+    ("nominate.success-sentence", "operations", "A nomination answers the documented sentence as `success`."),
+    (
+        "nominate.other-backups-stay",
+        "operations",
+        "A second backup of the same production stays a backup when the first is nominated.",
+    ),
+    (
+        "deactivate.online-frees-slot",
+        "operations",
+        "Deactivating an online licence frees its slot at once and keeps the key (`reactivate: true`).",
+    ),
+    (
+        "deactivate.offline-keeps-slot",
+        "operations",
+        "Deactivating an offline licence keeps its slot held until `/deactivation`; no `reactivate`.",
+    ),
+    (
+        "online.slot-lost",
+        "operations",
+        "An online production whose slot is gone (freed at `/deactivation` or moved by a nomination) is unlicensed "
+        "with `reactivate: true` on its next request.",
+    ),
+    (
+        "offline.keeps-licence",
+        "operations",
+        "An offline production keeps its local licence when its slot is freed or moved.",
+    ),
+    ("refused.changes-nothing", "transitions", "A refused operation leaves every instance and every slot as it was."),
+    # 4. Slots
+    ("slots.accounting", "slots", "The slots held on each key are exactly those the rules give, after every step."),
+    ("slots.within-key", "slots", "A key never has more deployments holding a slot than it has slots."),
+    ("slots.backup-holds-none", "slots", "A backup never takes a slot by registering."),
+    # 5. Licence view
+    (
+        "view.days_left",
+        "licence-view",
+        "`days_left` is an integer: the days from today to the expiry date, at least 0.",
+    ),
+    ("view.deployment", "licence-view", "`deployment` is the instance's own deployment id."),
+    ("view.expiration", "licence-view", "`expiration` is the licence's expiry date as `MM/DD/YYYY`."),
+    ("view.licensed_engines", "licence-view", '`licensed_engines` is the key\'s value, the string `"*"`.'),
+    ("view.licensed_to", "licence-view", "`licensed_to` is the key's licensee, a string."),
+    ("view.max_node_count", "licence-view", "`max_node_count` is the key's node count, as a string."),
+    ("view.online_activated", "licence-view", "`online_activated` is a boolean: true online, false from a file."),
+    ("view.product_id", "licence-view", "`product_id` is the key's product id, a string."),
+    ("view.product_name", "licence-view", "`product_name` is the key's product name, a string."),
+    (
+        "view.unlicensed",
+        "licence-view",
+        "An unlicensed instance shows exactly `deployment` and `deployment_id` (both its id), plus `reactivate`.",
+    ),
+    (
+        "view.reactivate",
+        "licence-view",
+        "`reactivate: true` is shown exactly when an unlicensed instance still holds a key.",
+    ),
+    (
+        "view.backup",
+        "licence-view",
+        "A backup shows the licensed view of its key with its own deployment, `online_activated` as registered.",
+    ),
+    ("view.backup-flag", "licence-view", '`GET /admin/license/backup` answers `{"is_backup": bool}`, true on backups.'),
+    # 6. Expiry
+    (
+        "expiry.last-valid-day",
+        "expiry",
+        "On the expiry date: `days_left` 0, `/readyz` 200 ok, scans succeed.",
+    ),
+    (
+        "expiry.first-expired-day",
+        "expiry",
+        "The day after: `days_left` 0, `/readyz` 503 `expired`, scans E_EXPIRED_SCAN.",
+    ),
+    ("expiry.backup", "expiry", "An expired backup's `/readyz` is 503 `expired`."),
+    # 7. Activation server
+    (
+        "activation.issues-file",
+        "activation-server",
+        "`GET /activation` answers 200 with the licence file and takes a slot for the deployment.",
+    ),
+    (
+        "activation.reissue",
+        "activation-server",
+        "Asking again for a deployment that holds a slot returns a file again without a new slot.",
+    ),
+    (
+        "activation.invalid-key",
+        "activation-server",
+        "A malformed key: HTTP 200 `Invalid parameter`, YAML `error:` with the documented Activation Key sentence.",
+    ),
+    (
+        "activation.invalid-deployment",
+        "activation-server",
+        "A malformed deployment id: HTTP 200 `Invalid parameter`, the documented Deployment ID sentence.",
+    ),
+    (
+        "activation.invalid-quantity",
+        "activation-server",
+        "A quantity outside 1..1000: HTTP 200 `Invalid parameter`, the documented quantity sentence.",
+    ),
+    (
+        "activation.unknown-key",
+        "activation-server",
+        "An unknown or expired key: HTTP 200 `Activation failed`, an `error:` text, no slot taken.",
+    ),
+    (
+        "activation.no-slot",
+        "activation-server",
+        "No free slot: HTTP 200 `Activation failed`, an `error:` text, no slot taken.",
+    ),
+    (
+        "deactivation.frees-slot",
+        "activation-server",
+        "`GET /deactivation` of a deployment holding a slot answers 200 with a JSON body and frees the slot.",
+    ),
+    (
+        "deactivation.not-activated",
+        "activation-server",
+        "`GET /deactivation` of a deployment holding no slot on the key answers 404 and changes nothing.",
+    ),
+    # 8. Licence files
+    (
+        "file.fields",
+        "licence-file",
+        "A licence file is a YAML mapping with product_id, product_name, activation_key, deployment, expiration, "
+        "licensed_engines, licensed_to, max_node_count, online, issued and signature.",
+    ),
+    (
+        "file.values",
+        "licence-file",
+        "A file carries its key, the deployment asked for, the key's expiry and terms, and `online: false`.",
+    ),
+    ("file.signature", "licence-file", "An edited file is E_INVALID_LICENSE, for upload and for registration."),
+    ("file.expired", "licence-file", "A file past its expiry is E_INVALID_LICENSE, for upload and for registration."),
+    ("file.not-a-licence", "licence-file", "A body that is not a licence file is E_INVALID_LICENSE."),
+    (
+        "file.reupload",
+        "licence-file",
+        "A file stays valid until it expires: uploading it again after its slot was freed is accepted.",
+    ),
+    # 9. Authentication and accounts
+    (
+        "auth.missing-apikey",
+        "auth",
+        "A protected endpoint without an `apikey` header is 400 `Access denied`, and nothing changes.",
+    ),
+    ("auth.unknown-apikey", "auth", "An unknown `apikey` is 403 `Access denied`, and nothing changes."),
+    ("auth.configured-apikey", "auth", "The configured API key works as `apikey`."),
+    (
+        "auth.optional-apikey",
+        "auth",
+        "`/version`, `/stat/engines` and `/file` answer without an apikey; a present but unknown one is 403.",
+    ),
+    (
+        "auth.login",
+        "auth",
+        "`POST /login` with right credentials answers 200 with `oms-csrf-token` and `session_id` strings, and the "
+        "session works as `apikey`.",
+    ),
+    ("auth.login-refused", "auth", "A wrong password or unknown user is 403 `Failed to login`."),
+    (
+        "auth.logout",
+        "auth",
+        '`POST /logout` with a session answers 200 `{"response": "Logout success"}`; the session is then 403.',
+    ),
+    ("auth.logout-apikey", "auth", "`POST /logout` with the configured API key is 400 `Logout error`."),
+    ("auth.user", "auth", "`GET /user` answers the calling user with `id`, `name` and `roles`; the admin is id 2."),
+    (
+        "auth.change-password",
+        "auth",
+        '`POST /user/changepassword` with the right old password answers `{"success": true}`; the new password '
+        "logs in and the old one no longer does.",
+    ),
+    ("auth.change-password-refused", "auth", "A wrong old password is 400 `Invalid password.`; nothing changes."),
+    (
+        "auth.set-apikey",
+        "auth",
+        "`PUT /admin/user/2` with a well-formed `api_key` answers 200 and that key then works as `apikey`.",
+    ),
+    (
+        "auth.set-apikey-format",
+        "auth",
+        "An `api_key` not of the documented format is 400 `Invalid API key format.`; nothing changes.",
+    ),
+    # 10. Scans and engines
+    ("scan.active", "scans", '`POST /file` on an unexpired production answers 200 `{"data_id": 32 hex}`.'),
+    ("scan.refused-by-state", "scans", "A backup refuses scans (E_SCAN_BACKUP), an unlicensed instance too."),
+    ("scan.empty", "scans", "An empty `POST /file` body is 422 `File is empty.`"),
+    (
+        "scan.result",
+        "scans",
+        "`GET /file/{data_id}` answers the result with `data_id`, `file_info`, `process_info.progress_percentage`, "
+        "`scan_results` (`scan_all_result_i`, `scan_all_result_a`, `scan_details`).",
+    ),
+    ("scan.eicar", "scans", "The EICAR test file is infected: `scan_all_result_i` 1, `scan_all_result_a` `Infected`."),
+    ("scan.clean", "scans", "Any other file is clean: `scan_all_result_i` 0, `No Threat Detected`."),
+    ("scan.unknown-id", "scans", '`GET /file/{data_id}` of an unknown id is 404 with `{"err": ...}`.'),
+    (
+        "engines.listed",
+        "scans",
+        "`GET /stat/engines` is empty on an unlicensed instance and lists engines with `eng_id`, `eng_name`, "
+        "`engine_type`, `state` and `active` once it is active or a backup.",
+    ),
+    (
+        "engines.toggle",
+        "scans",
+        'Engine disable/enable answers `{"result": "Engine is disabled"}` / `"Engine is enabled"` on active '
+        "instances and backups, and `active` follows.",
+    ),
+    ("engines.toggle-unlicensed", "scans", "Engine enable/disable on an unlicensed instance is E_ENGINES_UNLICENSED."),
+    # 11. Service endpoints and request handling
+    ("service.version", "service", '`GET /version` answers `{"product_id": "MSCL", "version": <text>}`.'),
+    (
+        "service.readyz",
+        "service",
+        "`/readyz?verbose=true`: 200 `license.status` ok for an unexpired production or backup, 503 `invalid` "
+        "unlicensed, 503 `expired` past expiry.",
+    ),
+    ("service.readyz-plain", "service", "`/readyz` without `verbose` answers `{}` with the same status."),
+    (
+        "service.order-of-checks",
+        "service",
+        "A request is judged in order: authentication, then well-formedness, then the state rule, then key, slot "
+        "and file.",
+    ),
+    ("service.unknown-path", "service", 'An unknown path is 404 `{"err": "Not found."}`, never an HTML page.'),
+    ("service.unknown-method", "service", 'A method a path does not take is 405 `{"err": "Method not allowed."}`.'),
+    ("service.answers", "service", "Every request gets an HTTP answer, and the same sequence gives the same answers."),
+]
+
+
+def _build() -> tuple[Rule, ...]:
+    rules = [Rule(rid, section, statement) for rid, section, statement in _RULES]
+    for (operation, state), effect in CELLS.items():
+        rules.append(Rule(cell(operation, state), "transitions", f"{OPERATIONS[operation]} on {state} {effect}."))
+    for code, entry in CATALOGUE.items():
+        text = f'`{{"err": "{entry.text}"}}`' if entry.text is not None else "the activation server's own text"
+        rules.append(Rule(error_rule(code), "errors", f"{code} answers {entry.status} with {text}."))
+    return tuple(rules)
+
+
+RULES: tuple[Rule, ...] = _build()
+RULE_IDS: frozenset[str] = frozenset(r.id for r in RULES)
+SECTION_IDS: frozenset[str] = frozenset(s.id for s in SECTIONS)
+
+
+def known(rule_id: str) -> bool:
+    return rule_id in RULE_IDS
