@@ -14,7 +14,7 @@ from pathlib import Path
 import click
 from rich.console import Console
 
-from contracts import parity
+from contracts import coverage, parity
 from contracts.server_suite import ServerRun, SuiteSettings, run_server_suite
 from contracts.target import KeySpec, Target, TargetError, discover, load_overrides, parse_admin
 
@@ -140,11 +140,49 @@ def server(
         sys.exit(2)
     if record is not None and run.snapshot is not None and run.passed:
         parity.write(record, run.snapshot)  # a failed run's answers are no reference
+    counts: dict[str, int] = {}
+    for report in run.reports:
+        for rule_id, seen in report.coverage.items():
+            counts[rule_id] = counts.get(rule_id, 0) + seen
+    coverage.write_last_run(coverage.last_run_path(), counts, ", ".join(fleet.instances.values()))
     if as_json:
         print(json.dumps(_as_json(run, record), indent=2))
     else:
         _print(console, run, record)
     sys.exit(0 if run.passed else 1)
+
+
+@main.command()
+@click.option("--json", "as_json", is_flag=True, help="Print the inventory as JSON.")
+@click.option("--markdown", is_flag=True, help="Print the inventory as the behaviour documentation (docs/rules.md).")
+@click.option(
+    "--last-run",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="The counts file `server` wrote (default: $MOCKCORE_CONTRACTS_LAST_RUN, else ~/.cache/mockcore-contracts).",
+)
+def rules(as_json: bool, markdown: bool, last_run: Path | None) -> None:
+    """List every rule the server suite checks: its id, section and statement, the checks that cover it, and how
+    often the last `server` run exercised it."""
+    if markdown:
+        click.echo(coverage.render_markdown(), nl=False)
+        return
+    doc = coverage.read_last_run(last_run or coverage.last_run_path())
+    counts = doc["exercised"] if doc is not None else None
+    rows = coverage.inventory(counts)  # type: ignore[arg-type]
+    if as_json:
+        print(json.dumps({"last_run": doc and doc.get("target"), "rules": rows}, indent=2))
+        return
+    console = Console(highlight=False, soft_wrap=True)
+    for row in rows:
+        seen = "not run" if row["exercised"] is None else f"x{row['exercised']}"
+        console.print(f"{row['id']}  [{row['section']}]  ({seen})", markup=False, style="bold")
+        console.print(f"    {row['statement']}", markup=False)
+        console.print(f"    checked by: {', '.join(row['checks']) or 'NOTHING'}", markup=False, style="dim")  # type: ignore[arg-type]
+    unexercised = [r["id"] for r in rows if r["exercised"] == 0]
+    summary = f"{len(rows)} rules"
+    if counts is not None:
+        summary += f"; the last run ({doc['target']}) exercised {len(rows) - len(unexercised)}"  # type: ignore[index]
+    console.print(summary, markup=False)
 
 
 def _as_json(run: ServerRun, record: Path | None) -> dict[str, object]:

@@ -159,7 +159,8 @@ def online_production(c: Checker) -> None:
     refusals(c, a, "unlicensed", b"not a licence file", outside.content)
     c.activate(a, K1, 1)
     c.check_backup_flag(a)
-    c.activate(a, K1, "1000")  # the same key: no new slot
+    fill(c, K1)
+    c.activate(a, K1, "1000")  # the same key, with the key full: no new slot
     c.readiness(a)
     c.readiness(a, verbose=False)
     engines = c.engines(a, disabled=set())
@@ -353,6 +354,11 @@ def nomination_slots(c: Checker) -> None:
     fresh(c)
     file_for(c, K1, outsider(1))
     c.register_online(a, K1, outsider(1))
+    fill(c, K1)
+    c.nominate(a)  # the key is full, but the production's slot moves
+    fresh(c)
+    file_for(c, K1, outsider(1))
+    c.register_online(a, K1, outsider(1))
     c.free_slot(K1, outsider(1))
     fill(c, K1)
     c.nominate(a)  # neither: E_NO_SLOT, still a backup
@@ -437,7 +443,7 @@ def activation_server(c: Checker) -> None:
 
 
 def authentication(c: Checker) -> None:
-    fresh(c)
+    c.start(new_run=False)  # the target's own fleet: loading a state document would replace its accounts
     a = c.names[0]
     base = c.fleet.instances[a]
     for method, path in (
