@@ -110,11 +110,24 @@ def checks() -> tuple[Check, ...]:
     )
 
 
-def checks_by_rule() -> dict[str, list[str]]:
+def checks_by_rule(all_checks: tuple[Check, ...] | None = None) -> dict[str, list[str]]:
+    """Each rule (and each id a check names) with the checks covering it."""
     found: dict[str, list[str]] = {rule.id: [] for rule in RULES}
-    for check in checks():
+    for check in checks() if all_checks is None else all_checks:
         for rule_id in check.covers:
             found.setdefault(rule_id, []).append(check.name)
+    return found
+
+
+def problems(all_checks: tuple[Check, ...] | None = None) -> list[str]:
+    """A rule no check covers, or a check naming a rule the inventory does not have."""
+    known = {rule.id for rule in RULES}
+    found = []
+    for rule_id, covering in checks_by_rule(all_checks).items():
+        if rule_id not in known:
+            found.append(f"{', '.join(covering)} names {rule_id!r}, which is not in the inventory")
+        elif not covering:
+            found.append(f"no check covers {rule_id!r}")
     return found
 
 
