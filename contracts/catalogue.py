@@ -13,7 +13,7 @@ class CatalogueEntry:
     text: str | None  # None: the text is the server's own (E_ACTIVATION_FAILED carries the activation server's)
 
 
-# SPEC §6, written out again here on purpose (the suite must not read the emulator's catalogue). A target whose
+# The error catalogue (docs/rules.md, section 12), written out again here on purpose (the suite must not read the emulator's catalogue). A target whose
 # texts are overridden (fidelity overrides) passes its own catalogue to the model.
 CATALOGUE: dict[str, CatalogueEntry] = {
     "E_ACCESS_MISSING": CatalogueEntry(400, "Access denied"),

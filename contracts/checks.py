@@ -69,6 +69,9 @@ LICENSED_FIELDS: dict[str, type] = {
 }
 TERM_FIELDS = ("product_id", "product_name", "licensed_to", "max_node_count", "licensed_engines")
 # Operations after which the activation server's slots can have changed (or, refused, must not have).
+# Operations whose success makes an instance a backup or ends it being one: the backup flag is read after them (and
+# of every instance at the end of a run).
+BACKUP_OPERATIONS = frozenset({"register", "unregister", "nominate"})
 SLOT_OPERATIONS = frozenset({"activate", "upload", "register", "unregister", "nominate", "deactivate", "activation"})
 
 
@@ -155,8 +158,9 @@ class Checker:
                 self.fleet.control_request("PUT", "state", document)
             self.fleet.log_in_again()
             self.fleet.control_request("PUT", "clock", {"frozen": True})
-        self.keys = self.fleet.keys()
-        today = self.fleet.today() or datetime.now().date()
+        document = self.fleet.state_document() if self.fleet.control else None
+        self.keys = self.fleet.keys(document)
+        today = self.fleet.today(document) or datetime.now().date()
         deployments = {}
         for name in self.names:
             step = self.begin(f"read the starting licence of {name}")
@@ -178,10 +182,10 @@ class Checker:
             deployments[name] = deployment
             self.exercised("state.starts-unlicensed", "state.deployment-id")
         self.fleet.deployments = deployments
-        terms = self.fleet.key_terms()
+        terms = self.fleet.key_terms(document)
         models = [KeyModel(k.key, k.slots, k.expires or date.max, terms=_terms(terms.get(k.key))) for k in self.keys]
         if self.fleet.control:
-            for key, holders in self.fleet.holders().items():
+            for key, holders in self.fleet.holders(document).items():
                 if holders:
                     raise broken("state.starts-unlicensed", f"key {key} has slots held at the start: {holders}")
         self.model = Model(deployments, models, today, self.fleet.target.catalogue)
@@ -617,7 +621,7 @@ class Checker:
         try:
             if name is not None:
                 self.check_licence_view(name)
-                if changed:
+                if changed and kind in BACKUP_OPERATIONS:
                     self.check_backup_flag(name)
             if self.fleet.control and kind in SLOT_OPERATIONS:
                 self.check_slots()

@@ -1,17 +1,18 @@
-"""An independent model of the licence rules (SPEC §3, §5, §6 and the clarifications of §8).
+"""An independent model of the licence rules (docs/rules.md, rendered from `contracts.rules`).
 
-Written from the SPEC, apart from mockcore's state machine: it shares no code and no table with it, so a rule the
+Written from the behaviour documentation, apart from mockcore's state machine: it shares no code and no table with it, so a rule the
 emulator gets wrong is caught rather than copied. It predicts, for each operation, the answer a conforming server
 gives (an `Outcome`: status and body, or the catalogue error) and the fleet after it.
 
 The model is plain data plus pure-ish methods: each operation mutates the model only when the operation succeeds
 (a refused operation leaves a conforming server, and so the model, exactly as it was), except the *refresh* of an
-online licence whose slot is gone, which a server does on any request to the instance (SPEC §8).
+online licence whose slot is gone, which a server does on any licence-dependent request to the instance.
 """
 
 from __future__ import annotations
 
 import copy
+import dataclasses
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -29,7 +30,7 @@ BACKUPS = (BACKUP_ONLINE, BACKUP_OFFLINE)
 DEPLOYMENT_FORMAT = re.compile(r"MSCL[0-9a-f]{32}")
 KEY_FORMAT = re.compile(r"[0-9A-Za-z]{4}(-[0-9A-Za-z]{4}){6}")
 
-# The documented answers (SPEC §4): the backup endpoints answer sentences, the others `true`.
+# The documented answers: the backup endpoints answer sentences, the others `true`.
 BACKUP_REGISTERED = "The backup MetaDefender Core instance is now registered as a backup one."
 BACKUP_REMOVED = "This MetaDefender Core instance is no longer registered as a backup one."
 NOMINATED = "This MetaDefender Core instance is now fully activated and allowed to process files."
@@ -132,7 +133,13 @@ class Model:
         self.files: list[LicenceFileModel] = []
 
     def copy(self) -> Model:
-        return copy.deepcopy(self)
+        """An independent copy (instances and slot holders copied; licence files and terms are immutable)."""
+        other = copy.copy(self)
+        other.instances = {name: copy.copy(inst) for name, inst in self.instances.items()}
+        other.keys = {key: dataclasses.replace(found, holders=list(found.holders)) for key, found in self.keys.items()}
+        other.files = list(self.files)
+        other.catalogue = self.catalogue
+        return other
 
     # Answers
 

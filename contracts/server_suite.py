@@ -137,18 +137,16 @@ def machine_for(fleet: Fleet, log: StepLog) -> type[RuleBasedStateMachine]:
     names = list(fleet.instances)
 
     def keys_strategy(checker: Checker, odd: bool = True) -> st.SearchStrategy[str]:
-        real = st.sampled_from([k.key for k in checker.keys])
-        if not odd:
-            return real
-        return st.one_of(real, real, real, st.sampled_from([UNKNOWN_KEY, MALFORMED_KEY]))
+        real = [k.key for k in checker.keys]
+        return st.sampled_from(real * 3 + [UNKNOWN_KEY, MALFORMED_KEY] if odd else real)
 
     def instance(machine: RuleBasedStateMachine, data: st.DataObject) -> str:
-        """Any instance, a backup or an active one, a third of the time each (any when there is none): the
-        refusals of SPEC §3 are per state, so every state is asked for often."""
+        """Any instance, with backups and active ones drawn more often (the refusals of the transition table are
+        per state, so every state is asked for often)."""
         model = machine.checker.model  # type: ignore[attr-defined]
         backups = [n for n, i in model.instances.items() if i.is_backup] or names
         actives = [n for n, i in model.instances.items() if i.state == "active"] or names
-        return data.draw(st.one_of(st.sampled_from(names), st.sampled_from(backups), st.sampled_from(actives)), "on")
+        return data.draw(st.sampled_from([*names, *backups, *actives]), "on")
 
     class ServerContract(RuleBasedStateMachine):
         files = Bundle("files")

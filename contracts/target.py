@@ -164,6 +164,7 @@ class Fleet:
     activation_url: str | None
     control: bool
     deployments: dict[str, str] = field(default_factory=dict)
+    slots_endpoint: bool = True  # the control plane has `/_mock/slots` (until it answers otherwise)
 
     def control_headers(self) -> dict[str, str]:
         token = self.target.control_token
@@ -187,30 +188,38 @@ class Fleet:
     def state_document(self) -> dict[str, Any]:
         return self.control_request("GET", "state")
 
-    def keys(self) -> list[KeySpec]:
+    def keys(self, document: dict[str, Any] | None = None) -> list[KeySpec]:
         """With a control plane, the keys the target has (slots and expiry); else the ones the user named."""
         if not self.control:
             return list(self.target.keys)
         found = []
-        for entry in self.state_document().get("keys", []):
+        for entry in (document or self.state_document()).get("keys", []):
             terms = entry["terms"]
             found.append(KeySpec(terms["activation_key"], int(entry["slots"]), date.fromisoformat(terms["expires"])))
         return found
 
-    def key_terms(self) -> dict[str, dict[str, Any]]:
+    def key_terms(self, document: dict[str, Any] | None = None) -> dict[str, dict[str, Any]]:
         """With a control plane, what each key licenses (product, licensee, node count, engines); else nothing."""
         if not self.control:
             return {}
-        return {e["terms"]["activation_key"]: e["terms"] for e in self.state_document().get("keys", [])}
+        return {e["terms"]["activation_key"]: e["terms"] for e in (document or self.state_document()).get("keys", [])}
 
-    def holders(self) -> dict[str, list[str]]:
-        """Deployments holding a slot, per key, as the target's control plane reports them."""
-        return {e["terms"]["activation_key"]: sorted(e["holders"]) for e in self.state_document().get("keys", [])}
+    def holders(self, document: dict[str, Any] | None = None) -> dict[str, list[str]]:
+        """Deployments holding a slot, per key, as the target's control plane reports them (`/_mock/slots`, or
+        the state document of a control plane without it)."""
+        if document is None and self.slots_endpoint:
+            try:
+                return {key: sorted(held) for key, held in self.control_request("GET", "slots")["holders"].items()}
+            except TargetError:
+                self.slots_endpoint = False
+        keys = (document or self.state_document()).get("keys", [])
+        return {e["terms"]["activation_key"]: sorted(e["holders"]) for e in keys}
 
-    def today(self) -> date | None:
+    def today(self, document: dict[str, Any] | None = None) -> date | None:
         if not self.control:
             return None
-        return datetime.fromisoformat(self.control_request("GET", "clock")["now"]).date()
+        now = document["clock"]["now"] if document is not None else self.control_request("GET", "clock")["now"]
+        return datetime.fromisoformat(now).date()
 
 
 def discover(target: Target) -> Fleet:

@@ -106,6 +106,10 @@ def create_control_blueprint(
     def get_state() -> Response:
         return json_response(fleet.dump())
 
+    @control.get("/slots")
+    def get_slots() -> Response:
+        return json_response({"holders": fleet.slot_holders()})
+
     @control.put("/state")
     def put_state() -> Response:
         try:
