@@ -13,8 +13,8 @@ class CatalogueEntry:
     text: str | None  # None: the text is the server's own (E_ACTIVATION_FAILED carries the activation server's)
 
 
-# The error catalogue (docs/rules.md, section 12), written out again here on purpose (the suite must not read the emulator's catalogue). A target whose
-# texts are overridden (fidelity overrides) passes its own catalogue to the model.
+# The error catalogue (docs/rules.md, section 12), written out again here on purpose (the suite must not read the
+# emulator's catalogue). A target whose texts are overridden (fidelity overrides) passes its own catalogue.
 CATALOGUE: dict[str, CatalogueEntry] = {
     "E_ACCESS_MISSING": CatalogueEntry(400, "Access denied"),
     "E_ACCESS": CatalogueEntry(403, "Access denied"),

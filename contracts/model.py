@@ -1,8 +1,8 @@
 """An independent model of the licence rules (docs/rules.md, rendered from `contracts.rules`).
 
-Written from the behaviour documentation, apart from mockcore's state machine: it shares no code and no table with it, so a rule the
-emulator gets wrong is caught rather than copied. It predicts, for each operation, the answer a conforming server
-gives (an `Outcome`: status and body, or the catalogue error) and the fleet after it.
+Written from the behaviour documentation, apart from mockcore's state machine: it shares no code and no table with
+it, so a rule the emulator gets wrong is caught rather than copied. It predicts, for each operation, the answer a
+conforming server gives (an `Outcome`: status and body, or the catalogue error) and the fleet after it.
 
 The model is plain data plus pure-ish methods: each operation mutates the model only when the operation succeeds
 (a refused operation leaves a conforming server, and so the model, exactly as it was), except the *refresh* of an
