@@ -149,6 +149,8 @@ class Checker:
         shows."""
         if new_run:
             self.log.start_run()
+        else:
+            self.log.steps = []  # a drill's report shows its steps from its last reset
         if self.fleet.control:
             self.fleet.control_request("POST", "reset")
             if keys is not None:

@@ -71,20 +71,26 @@ class Report:
     notes: list[str] = field(default_factory=list)
     coverage: dict[str, int] = field(default_factory=dict)  # rule -> times its answer was seen and checked
     reads: int = 0  # requests sent only to read back what the steps changed
+    drill: str = ""  # the drill that failed
 
     def render(self) -> str:
         """A readable report: the verdict, then for a failure each step with its HTTP exchanges."""
         head = f"mockcore-contracts server ({self.mode}) on {', '.join(self.instances) or 'no instances'}"
         lines = [head, ""]
         lines.extend(f"note: {note}" for note in self.notes)
-        stats = f"{self.examples} example(s), {self.total_steps} step(s), {self.seconds:.1f} s"
+        unit = "drill(s)" if self.mode == "drills" else "example(s)"
+        stats = f"{self.examples} {unit}, {self.total_steps} step(s), {self.seconds:.1f} s"
         if self.passed:
             lines.append(f"PASSED: every rule held ({stats}).")
             return "\n".join(lines)
         lines.append(f"FAILED: rule `{self.rule}` is broken ({stats}).")
         lines.append(f"  {self.detail}")
         lines.append("")
-        heading = "The failing drill" if self.mode == "drills" else "The smallest failing sequence found"
+        heading = (
+            f"The failing drill, `{self.drill}`, from its last reset"
+            if self.drill
+            else "The smallest failing sequence found"
+        )
         lines.append(f"{heading} ({len(self.steps)} steps):")
         for step in self.steps:
             lines.append("")
@@ -372,11 +378,10 @@ def run_drills(fleet: Fleet) -> Report:
             report.notes.append(f"drill `{drill.name}` needs {drill.instances} instances: not run")
             continue
         log.start_run()
-        log.steps.append(Step(0, f"drill: {drill.name}"))
         try:
             drill.run(checker)
         except Violation as found:
-            report.passed, report.rule, report.detail = False, found.rule, f"(drill `{drill.name}`) {found.detail}"
+            report.passed, report.rule, report.detail, report.drill = False, found.rule, found.detail, drill.name
             report.steps = list(log.steps)
             break
         except TargetError as exc:
