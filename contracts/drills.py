@@ -40,6 +40,13 @@ GENERIC_TERMS = {
 # A well-formed API key (36 of 0-9a-f, at least 10 letters and 10 digits, no more than 3 of either in a row).
 NEW_APIKEY = "abc123def456abc789def012abc345def678"
 SECOND_PASSWORD = "contract-suite-password-2"
+MALFORMED_APIKEYS = (
+    ("not-a-key", "not 36 hex digits"),
+    ("abc123def456abc789def012abc345def67", "35 characters"),
+    ("abcd23def456abc789def012abc345def678", "4 letters in a row"),
+    ("abc1234ef456abc789def012abc345def678", "4 digits in a row"),
+    ("ABC123DEF456ABC789DEF012ABC345DEF678", "upper case"),
+)
 
 
 @dataclass(frozen=True)
@@ -198,6 +205,9 @@ def online_production(c: Checker) -> None:
     c.toggle_engine(a, engines[0], enable=True)
     c.engines(a)
     c.activate(a, K1, 1)
+    c.free_slot(K1, own)  # freed at the activation server: unlicensed, with `reactivate`, on its next request
+    read(c, a)
+    c.exercised("online.slot-lost")
 
 
 def requests_and_order(c: Checker) -> None:
@@ -265,18 +275,64 @@ def requests_and_order(c: Checker) -> None:
         )
     c.register_online(a, K1, production)
     c.activate(a, K1, 0)  # well-formedness before the state rule: E_BAD_REQUEST on a backup
+    c.activate(a, UNKNOWN_KEY, 1)  # the state rule before the key: E_ACTIVATE_BACKUP
     c.exercised("service.order-of-checks")
     c.unregister(a)
-    c.fleet.control_request("POST", "faults", {"face": "activation", "status": 503})
+    c.activate(a, K1, 1)
+    c.register_online(a, UNKNOWN_KEY, production)  # the state rule before the key: E_REGISTER_ACTIVE
+    c.exercised("service.order-of-checks")
+
+
+def activation_server_down(c: Checker) -> None:
+    """Online operations need the activation server; an upload does not."""
+    fresh(c)
+    a = c.names[0]
+    mine = file_for(c, K1, c.model.instances[a].deployment)
+    file_for(c, K1, outsider(1))
+    c.free_slot(K1, mine.deployment)
+    rules = ("online.activation-server-down",)
+    down = c.fleet.control_request("POST", "faults", {"face": "activation", "status": 503})
     c.refused(
         a,
         f"activate {a} while the activation server is down",
         "E_ACTIVATION_UNREACHABLE",
-        ("transition.activate.unlicensed",),
+        (*rules, "transition.activate.unlicensed"),
         lambda: c.post(a, "/admin/license/activation", json_body={"activationKey": K1, "quantity": 1}),
         kind="activate",
     )
-    c.fleet.control_request("DELETE", "faults")
+    headers = {"activation-key": K1, "active-deployment-id": outsider(1)}
+    c.refused(
+        a,
+        f"register {a} online while the activation server is down",
+        "E_ACTIVATION_UNREACHABLE",
+        (*rules, "transition.register-online.unlicensed"),
+        lambda: c.post(a, "/admin/license/backup", headers=headers),
+    )
+    c.fleet.control_request("DELETE", f"faults/{down['id']}")
+    c.register_online(a, K1, outsider(1))
+    down = c.fleet.control_request("POST", "faults", {"face": "activation", "status": 503})
+    c.refused(
+        a,
+        f"nominate {a} while the activation server is down",
+        "E_ACTIVATION_UNREACHABLE",
+        (*rules, "transition.nominate.backup-online"),
+        lambda: c.post(a, "/admin/license/backup/nomination"),
+        kind="nominate",
+    )
+    c.fleet.control_request("DELETE", f"faults/{down['id']}")
+    c.nominate(a)
+    down = c.fleet.control_request("POST", "faults", {"face": "activation", "status": 503})
+    c.refused(
+        a,
+        f"deactivate {a} (online) while the activation server is down",
+        "E_ACTIVATION_UNREACHABLE",
+        (*rules, "transition.deactivate.active"),
+        lambda: c.post(a, "/admin/license/deactivation"),
+        kind="deactivate",
+    )
+    c.upload(a, mine.content, f"the licence file issued for {a}, while the activation server is down")
+    c.exercised(*rules)
+    c.fleet.control_request("DELETE", f"faults/{down['id']}")
 
 
 def online_backup(c: Checker) -> None:
@@ -386,6 +442,10 @@ def keys(c: Checker) -> None:
     c.upload(a, file_for(c, K2, own).content, f"the licence file issued for {a} on K2")  # takes the file's key
     c.free_slot(K2, own)
     c.upload(a, file_for(c, K1, own).content, f"the licence file issued for {a} on K1")
+    c.upload(a, file_for(c, K2, outsider(4)).content, "an outside machine's licence file")  # refused when active
+    c.free_slot(K2, outsider(4))
+    c.activate(a, K1, 1)  # online again on the same key: no new slot, `online_activated` true
+    c.upload(a, file_for(c, K1, own).content, f"the licence file issued for {a} on K1")
     c.activate(a, K2, 1)  # an offline licence moving off K1 keeps its slot held
 
 
@@ -400,7 +460,12 @@ def registration(c: Checker) -> None:
     c.register_online(a, K1, own)
     c.register_offline(a, mine.content, f"the licence file issued for {a} itself")
     c.upload(a, outside.content, "an outside machine's licence file")
-    for content, label in ((edited(mine.content), "edited"), (b"licence: not really\n", "not a licence file")):
+    oversized = mine.content + b"#" * (1024 * 1024)
+    for content, label in (
+        (edited(mine.content), "edited"),
+        (b"licence: not really\n", "not a licence file"),
+        (oversized, "over 1 MiB"),
+    ):
         c.upload(a, content, f"a licence file, {label}")
         c.register_offline(a, content, f"a licence file, {label}")
     c.set_date(key_expiry(c, K1) + timedelta(days=1))
@@ -588,16 +653,17 @@ def authentication(c: Checker) -> None:
         "auth.change-password",
         json_body={"user": admin, "password": password},
     )
-    error(
-        c,
-        f"set user 2's API key on {a} to a malformed one",
-        "PUT",
-        base + "/admin/user/2",
-        "E_APIKEY_FORMAT",
-        "auth.set-apikey-format",
-        headers=c.auth(a),
-        json_body={"api_key": "not-a-key"},
-    )
+    for malformed, why in MALFORMED_APIKEYS:
+        error(
+            c,
+            f"set user 2's API key on {a} to one that is {why}",
+            "PUT",
+            base + "/admin/user/2",
+            "E_APIKEY_FORMAT",
+            "auth.set-apikey-format",
+            headers=c.auth(a),
+            json_body={"api_key": malformed},
+        )
     simple(
         c,
         a,
@@ -742,13 +808,21 @@ DRILLS: tuple[Drill, ...] = (
             "error.E_ACCESS",
             "error.E_METHOD",
             "error.E_BACKUP_REQUEST",
-            "error.E_ACTIVATION_UNREACHABLE",
             "transition.register-online.unlicensed",
             "transition.unregister.backup-online",
             "register.success-sentence",
             "unregister.success-sentence",
         ),
         requests_and_order,
+    ),
+    Drill(
+        "the activation server down",
+        (
+            "online.activation-server-down",
+            "error.E_ACTIVATION_UNREACHABLE",
+            "transition.upload.active",
+        ),
+        activation_server_down,
     ),
     Drill(
         "an online backup",

@@ -253,6 +253,12 @@ _RULES: list[tuple[str, str, str]] = [
         "operations",
         "An offline production keeps its local licence when its slot is freed or moved.",
     ),
+    (
+        "online.activation-server-down",
+        "operations",
+        "While the activation server cannot be reached, online activation, online registration, nomination and "
+        "online deactivation answer E_ACTIVATION_UNREACHABLE and change nothing; a licence file upload still works.",
+    ),
     ("refused.changes-nothing", "transitions", "A refused operation leaves every instance and every slot as it was."),
     # 4. Slots
     ("slots.accounting", "slots", "The slots held on each key are exactly those the rules give, after every step."),
@@ -360,7 +366,11 @@ _RULES: list[tuple[str, str, str]] = [
     ),
     ("file.signature", "licence-file", "An edited file is E_INVALID_LICENSE, for upload and for registration."),
     ("file.expired", "licence-file", "A file past its expiry is E_INVALID_LICENSE, for upload and for registration."),
-    ("file.not-a-licence", "licence-file", "A body that is not a licence file is E_INVALID_LICENSE."),
+    (
+        "file.not-a-licence",
+        "licence-file",
+        "A body that is not a licence file (or a licence body over 1 MiB) is E_INVALID_LICENSE.",
+    ),
     (
         "file.reupload",
         "licence-file",
@@ -408,7 +418,8 @@ _RULES: list[tuple[str, str, str]] = [
     (
         "auth.set-apikey-format",
         "auth",
-        "An `api_key` not of the documented format is 400 `Invalid API key format.`; nothing changes.",
+        "An `api_key` not of the documented format (36 of 0-9a-f, at least 10 letters and 10 digits, no more than 3 "
+        "letters or 3 digits in a row) is 400 `Invalid API key format.`; nothing changes.",
     ),
     # 10. Scans and engines
     ("scan.active", "scans", '`POST /file` on an unexpired production answers 200 `{"data_id": 32 hex}`.'),
