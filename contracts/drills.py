@@ -201,6 +201,8 @@ def online_production(c: Checker) -> None:
     )
     own_file = file_for(c, K1, own)  # re-issue for a deployment that holds a slot: no new slot
     refusals(c, a, "active", own_file.content, outside.content)
+    c.register_online(a, UNKNOWN_KEY, outsider(1))  # the state rule before the key: E_REGISTER_ACTIVE
+    c.exercised("service.order-of-checks")
     c.deactivate(a)
     c.toggle_engine(a, engines[0], enable=True)
     c.engines(a)
@@ -275,12 +277,8 @@ def requests_and_order(c: Checker) -> None:
         )
     c.register_online(a, K1, production)
     c.activate(a, K1, 0)  # well-formedness before the state rule: E_BAD_REQUEST on a backup
-    c.activate(a, UNKNOWN_KEY, 1)  # the state rule before the key: E_ACTIVATE_BACKUP
     c.exercised("service.order-of-checks")
     c.unregister(a)
-    c.activate(a, K1, 1)
-    c.register_online(a, UNKNOWN_KEY, production)  # the state rule before the key: E_REGISTER_ACTIVE
-    c.exercised("service.order-of-checks")
 
 
 def activation_server_down(c: Checker) -> None:
@@ -348,6 +346,8 @@ def online_backup(c: Checker) -> None:
     c.toggle_engine(a, engines[-1], enable=False)
     c.engines(a, disabled={engines[-1]})
     refusals(c, a, "backup-online", own.content, outside.content)
+    c.activate(a, UNKNOWN_KEY, 1)  # the state rule before the key: E_ACTIVATE_BACKUP
+    c.exercised("service.order-of-checks")
     c.unregister(a)
     c.register_online(a, K1, outsider(1))
     c.nominate(a)

@@ -8,6 +8,7 @@ sequence (`contracts.sequences`) that leaves the instances unlicensed.
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -138,6 +139,20 @@ def _quantities() -> st.SearchStrategy[object]:
     return st.one_of(valid, valid, valid, valid, valid, invalid)
 
 
+def guarded(step: Callable[..., Any]) -> Callable[..., Any]:
+    """A state-machine rule that marks its machine failed when it raises, so teardown does not bury the failure."""
+
+    @functools.wraps(step)
+    def run(machine: Any, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return step(machine, *args, **kwargs)
+        except BaseException:
+            machine.failed = True
+            raise
+
+    return run
+
+
 def machine_for(fleet: Fleet, log: StepLog) -> type[RuleBasedStateMachine]:
     """A state machine class bound to this target (a class per run: no module-level state)."""
     names = list(fleet.instances)
@@ -160,10 +175,12 @@ def machine_for(fleet: Fleet, log: StepLog) -> type[RuleBasedStateMachine]:
 
         def __init__(self) -> None:
             super().__init__()
+            self.failed = False
             self.checker = Checker(fleet, log)
             self.checker.start()
 
         @initialize(start=st.sampled_from(STARTS))
+        @guarded
         def starting_point(self, start: str) -> None:
             """Where the example starts: a fresh fleet, or one already walked (through checked steps) to a
             production with or without a backup, so short examples reach nominations and failovers too."""
@@ -181,6 +198,7 @@ def machine_for(fleet: Fleet, log: StepLog) -> type[RuleBasedStateMachine]:
             return self.checker.model.instances[who].deployment
 
         @rule(data=st.data(), quantity=_quantities())
+        @guarded
         def activate(self, data: st.DataObject, quantity: object) -> None:
             self.checker.activate(self.on(data), data.draw(keys_strategy(self.checker), "key"), quantity)
 
@@ -190,6 +208,7 @@ def machine_for(fleet: Fleet, log: StepLog) -> type[RuleBasedStateMachine]:
             edit=st.sampled_from(["as issued", "as issued", "edited"]),
             to_owner=st.booleans(),
         )
+        @guarded
         def upload(self, data: st.DataObject, file: LicenceFileModel, edit: str, to_owner: bool) -> None:
             """Upload a file, half the time to the instance it was issued for (the one that may accept it)."""
             content, label = _maybe_edited(file, edit, self.checker)
@@ -197,12 +216,14 @@ def machine_for(fleet: Fleet, log: StepLog) -> type[RuleBasedStateMachine]:
             self.checker.upload(owner if to_owner and owner else self.on(data), content, label)
 
         @rule(data=st.data(), production=st.sampled_from([*names, None, "own"]))
+        @guarded
         def register_online(self, data: st.DataObject, production: str | None) -> None:
             name = self.on(data)
             deployment = self.deployment_of(name if production == "own" else production)
             self.checker.register_online(name, data.draw(keys_strategy(self.checker), "key"), deployment)
 
         @rule(data=st.data(), production=st.sampled_from(names))
+        @guarded
         def register_online_with_production_key(self, data: st.DataObject, production: str) -> None:
             """The request a runbook sends: the production's own key and deployment (most likely to succeed)."""
             held = self.checker.model.instances[production]
@@ -210,19 +231,23 @@ def machine_for(fleet: Fleet, log: StepLog) -> type[RuleBasedStateMachine]:
             self.checker.register_online(self.on(data), key, held.deployment)
 
         @rule(data=st.data(), file=files, edit=st.sampled_from(["as issued", "as issued", "edited"]))
+        @guarded
         def register_offline(self, data: st.DataObject, file: LicenceFileModel, edit: str) -> None:
             content, label = _maybe_edited(file, edit, self.checker)
             self.checker.register_offline(self.on(data), content, label)
 
         @rule(data=st.data())
+        @guarded
         def unregister(self, data: st.DataObject) -> None:
             self.checker.unregister(self.on(data))
 
         @rule(data=st.data())
+        @guarded
         def nominate(self, data: st.DataObject) -> None:
             self.checker.nominate(self.on(data))
 
         @rule(data=st.data())
+        @guarded
         def deactivate(self, data: st.DataObject) -> None:
             self.checker.deactivate(self.on(data))
 
@@ -232,32 +257,39 @@ def machine_for(fleet: Fleet, log: StepLog) -> type[RuleBasedStateMachine]:
             owner=st.sampled_from([*names, None, "malformed"]),
             quantity=st.one_of(st.just(1), st.just(1), st.sampled_from([0, 1001])),
         )
+        @guarded
         def obtain_file(self, data: st.DataObject, owner: str | None, quantity: int) -> object:
             deployment = self.deployment_of(owner)
             issued = self.checker.obtain_file(data.draw(keys_strategy(self.checker), "key"), deployment, quantity)
             return multiple() if issued is None else issued
 
         @rule(data=st.data(), owner=st.sampled_from([*names, None]))
+        @guarded
         def free_slot(self, data: st.DataObject, owner: str | None) -> None:
             self.checker.free_slot(data.draw(keys_strategy(self.checker), "key"), self.deployment_of(owner))
 
         @rule(data=st.data())
+        @guarded
         def readiness(self, data: st.DataObject) -> None:
             self.checker.readiness(self.on(data))
 
         @rule(data=st.data(), verbose=st.booleans())
+        @guarded
         def readiness_plain(self, data: st.DataObject, verbose: bool) -> None:
             self.checker.readiness(self.on(data), verbose=verbose)
 
         @rule(data=st.data(), missing=st.booleans())
+        @guarded
         def unauthenticated(self, data: st.DataObject, missing: bool) -> None:
             self.checker.unauthenticated(self.on(data), missing)
 
         @rule(days=st.sampled_from([1, 7, 30]))
+        @guarded
         def advance_clock(self, days: int) -> None:
             self.checker.advance_clock(days)
 
         @rule(data=st.data(), edge=st.sampled_from([-1, 0, 1]))
+        @guarded
         def clock_to_expiry(self, data: st.DataObject, edge: int) -> None:
             """The clock to a key's expiry date (the last valid day), the day before, or the first expired day."""
             expires = self.checker.model.keys[data.draw(keys_strategy(self.checker, odd=False), "key")].expires
@@ -265,6 +297,7 @@ def machine_for(fleet: Fleet, log: StepLog) -> type[RuleBasedStateMachine]:
                 self.checker.set_date(expires + timedelta(days=edge))
 
         @rule(target=scans, data=st.data(), infected=st.booleans())
+        @guarded
         def scan(self, data: st.DataObject, infected: bool) -> object:
             name = self.on(data)
             content, label = (EICAR, "the EICAR test file") if infected else (SAMPLE, "a file")
@@ -272,17 +305,21 @@ def machine_for(fleet: Fleet, log: StepLog) -> type[RuleBasedStateMachine]:
             return multiple() if data_id is None else (name, data_id, infected)
 
         @rule(scan=scans)
+        @guarded
         def scan_result(self, scan: tuple[str, str, bool]) -> None:
             self.checker.scan_result(*scan)
 
         @rule(data=st.data(), enable=st.booleans())
+        @guarded
         def toggle_engine(self, data: st.DataObject, enable: bool) -> None:
             name = self.on(data)
             engines = self.checker.engines(name)
             self.checker.toggle_engine(name, engines[0] if engines else "clamav_1_linux", enable)
 
         def teardown(self) -> None:
-            self.checker.check_fleet()
+            """Everything, at the end of an example that did not already fail (a failure is the report's)."""
+            if not self.failed:
+                self.checker.check_fleet()
 
     if not fleet.control:
         del ServerContract.advance_clock  # type: ignore[attr-defined]
