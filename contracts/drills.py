@@ -10,6 +10,7 @@ checks each one exercises every rule it declares.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, timedelta
@@ -39,7 +40,10 @@ GENERIC_TERMS = {
 }
 # A well-formed API key (36 of 0-9a-f, at least 10 letters and 10 digits, no more than 3 of either in a row).
 NEW_APIKEY = "abc123def456abc789def012abc345def678"
+LATER_APIKEY = "fed987cba654fed321cba098fed765cba432"  # well-formed, sorts after NEW_APIKEY, never set
 SECOND_PASSWORD = "contract-suite-password-2"
+JSON_LIMIT = 64 * 1024  # the largest JSON body accepted
+SCAN_LIMIT = 64 * 1024 * 1024  # the largest file accepted for a scan
 MALFORMED_APIKEYS = (
     ("not-a-key", "not 36 hex digits"),
     ("abc123def456abc789def012abc345def67", "35 characters"),
@@ -177,6 +181,18 @@ def online_production(c: Checker) -> None:
     c.engines(a, disabled=set())
     clean = c.scan(a)
     infected = c.scan(a, EICAR, "the EICAR test file")
+    c.scan(a, b"\0" * SCAN_LIMIT, "a file of exactly 64 MiB")
+    c.exercised("scan.size")
+    error(
+        c,
+        f"scan a file of 64 MiB and a byte on {a}",
+        "POST",
+        c.url(a, "/file"),
+        "E_TOO_LARGE",
+        "scan.size",
+        headers=c.auth(a),
+        body=b"\0" * (SCAN_LIMIT + 1),
+    )
     assert clean is not None and infected is not None
     c.scan_result(a, clean, infected=False)
     c.scan_result(a, infected, infected=True)
@@ -228,6 +244,20 @@ def requests_and_order(c: Checker) -> None:
         "activate.quantity",
         headers={**c.auth(a), **json_type},
         body=b'{"activationKey": ',
+    )
+    c.activate(a, K1, 1, body={"activationKey": K1, "quantity": 1})  # `comment` is optional
+    c.deactivate(a)
+    c.activate(a, K1, 1, body=padded({"activationKey": K1, "quantity": 1}, JSON_LIMIT))  # exactly 64 KiB
+    c.deactivate(a)
+    error(
+        c,
+        f"activate {a} with a JSON body one byte over 64 KiB",
+        "POST",
+        url,
+        "E_TOO_LARGE",
+        "error.E_TOO_LARGE",
+        headers={**c.auth(a), **json_type},
+        body=json.dumps(padded({"activationKey": K1, "quantity": 1}, JSON_LIMIT + 1)).encode(),
     )
     error(
         c,
@@ -415,6 +445,12 @@ def nomination_slots(c: Checker) -> None:
     fresh(c)
     file_for(c, K1, outsider(1))
     c.register_online(a, K1, outsider(1))
+    file_for(c, K1, c.model.instances[a].deployment)  # the backup's deployment holds a slot of its own
+    c.free_slot(K1, outsider(1))
+    c.nominate(a)  # the production holds none: the backup keeps its own, no new slot
+    fresh(c)
+    file_for(c, K1, outsider(1))
+    c.register_online(a, K1, outsider(1))
     c.free_slot(K1, outsider(1))
     fill(c, K1)
     c.nominate(a)  # neither: E_NO_SLOT, still a backup
@@ -433,6 +469,9 @@ def keys(c: Checker) -> None:
     c.activate(a, K1, 1)
     fill(c, K2)
     c.activate(a, K2, 1)  # no slot on K2: keeps K1
+    c.deactivate(a)  # online: unlicensed, keeps K1 (`reactivate`)
+    file_for(c, K1, c.model.instances[a].deployment)  # its deployment takes a K1 slot by hand
+    c.activate(a, K2, 1)  # from unlicensed: nothing to move, the K1 slot stays held
     for key in (K3, UNKNOWN_KEY, MALFORMED_KEY):
         c.activate(a, key, 1)
         c.obtain_file(key, outsider(3))
@@ -468,9 +507,15 @@ def registration(c: Checker) -> None:
     ):
         c.upload(a, content, f"a licence file, {label}")
         c.register_offline(a, content, f"a licence file, {label}")
+    c.set_date(key_expiry(c, K1))  # the last valid day: both files are still good
+    c.register_offline(a, outside.content, "an outside machine's licence file, on its last valid day")
+    c.exercised("expiry.last-valid-day")
+    c.unregister(a)
     c.set_date(key_expiry(c, K1) + timedelta(days=1))
     c.upload(a, mine.content, f"the licence file issued for {a}, expired")
     c.register_offline(a, outside.content, "an outside machine's licence file, expired")
+    c.set_date(key_expiry(c, K1))
+    c.upload(a, mine.content, f"the licence file issued for {a}, on its last valid day")
 
 
 def expiry(c: Checker) -> None:
@@ -588,8 +633,13 @@ def authentication(c: Checker) -> None:
     if user.get("id") != 2 or not isinstance(user.get("name"), str) or not isinstance(user.get("roles"), list):
         raise broken("auth.user", f"the admin is user 2 with a name and roles, got {user}")
     login_url = base + "/login"
-    admin, password = c.fleet.target.admin or ("admin", "admin")
-    for user_name, wrong in ((admin, password + "-wrong"), ("nobody-" + admin, password)):
+    admin, password, known = admin_account(c, a)
+    for user_name, wrong in (
+        (admin, password + "-wrong"),
+        (admin, ""),
+        ("nobody-" + admin, password),
+        ("a-nobody", password),  # sorts before the admin's name
+    ):
         error(
             c,
             f"log in as {user_name} with a wrong password",
@@ -599,9 +649,9 @@ def authentication(c: Checker) -> None:
             "auth.login-refused",
             json_body={"user": user_name, "password": wrong},
         )
-    session = log_in(c, a, admin, password)
+    session = log_in(c, a, admin, password, required=known)
     if session is None:
-        return  # the admin's password is not the one the suite was given: the account rules need it
+        return  # the suite was not told the admin's password, and its guess was refused: the account rules need it
     simple(
         c,
         a,
@@ -630,6 +680,17 @@ def authentication(c: Checker) -> None:
         "auth.change-password-refused",
         headers=c.auth(a),
         json_body={"old_password": password + "-wrong", "new_password": SECOND_PASSWORD},
+    )
+    log_in(c, a, admin, password)
+    error(
+        c,
+        f"change the password on {a} to an empty one",
+        "POST",
+        base + "/user/changepassword",
+        "E_BAD_REQUEST",
+        "auth.change-password-refused",
+        headers=c.auth(a),
+        json_body={"old_password": password, "new_password": ""},
     )
     log_in(c, a, admin, password)
     simple(
@@ -687,6 +748,15 @@ def authentication(c: Checker) -> None:
     )
     error(
         c,
+        f"read the licence on {a} with another well-formed API key, never set",
+        "GET",
+        base + "/admin/license/backup",
+        "E_ACCESS",
+        "auth.unknown-apikey",
+        headers={"apikey": LATER_APIKEY},
+    )
+    error(
+        c,
         f"log out on {a} with an API key (not a session)",
         "POST",
         base + "/logout",
@@ -696,15 +766,29 @@ def authentication(c: Checker) -> None:
     )
 
 
-def log_in(c: Checker, name: str, user: str, password: str, rule: str = "auth.login") -> str | None:
-    """Log in; the session must then work as `apikey`. None when the suite's admin password is refused."""
+def admin_account(c: Checker, name: str) -> tuple[str, str, bool]:
+    """The admin's name and password, and whether the suite knows them (from the control plane's state document,
+    or `--admin`) rather than guessing the default."""
+    if c.fleet.control:
+        users = c.fleet.state_document()["instances"][name].get("users") or []
+        admin = next((u for u in users if u.get("id") == 2), None)
+        if admin is not None:
+            return str(admin["name"]), str(admin["password"]), True
+    given = c.fleet.target.admin
+    return (*(given or ("admin", "admin")), given is not None)
+
+
+def log_in(
+    c: Checker, name: str, user: str, password: str, rule: str = "auth.login", *, required: bool = True
+) -> str | None:
+    """Log in; the session must then work as `apikey`. None when a guessed password (not `required`) is refused."""
     base = c.fleet.instances[name]
     exchange = c.send_step(
         f"log in as {user} on {name}",
         lambda: c.conn.request("POST", base + "/login", json_body={"user": user, "password": password}),
         "200 with a session",
     )
-    if exchange.status == 403 and rule == "auth.login":
+    if exchange.status == 403 and not required:
         return None
     body = c.json_of(exchange, rule)
     session, token = body.get("session_id"), body.get("oms-csrf-token")
@@ -722,6 +806,12 @@ def log_in(c: Checker, name: str, user: str, password: str, rule: str = "auth.lo
     )
     c.exercised(rule)
     return session
+
+
+def padded(doc: dict[str, Any], size: int) -> dict[str, Any]:
+    """`doc` with a `comment` that makes its JSON (as the suite sends it) exactly `size` bytes."""
+    bare = len(json.dumps({**doc, "comment": ""}))
+    return {**doc, "comment": "x" * (size - bare)}
 
 
 def edited(content: bytes) -> bytes:
@@ -775,6 +865,7 @@ DRILLS: tuple[Drill, ...] = (
             "scan.eicar",
             "scan.clean",
             "scan.unknown-id",
+            "scan.size",
             "activation.reissue",
             "slots.accounting",
             "slots.within-key",

@@ -409,7 +409,11 @@ _RULES: list[tuple[str, str, str]] = [
         '`POST /user/changepassword` with the right old password answers `{"success": true}`; the new password '
         "logs in and the old one no longer does.",
     ),
-    ("auth.change-password-refused", "auth", "A wrong old password is 400 `Invalid password.`; nothing changes."),
+    (
+        "auth.change-password-refused",
+        "auth",
+        "A wrong old password is 400 `Invalid password.`, an empty new one E_BAD_REQUEST; nothing changes.",
+    ),
     (
         "auth.set-apikey",
         "auth",
@@ -425,11 +429,13 @@ _RULES: list[tuple[str, str, str]] = [
     ("scan.active", "scans", '`POST /file` on an unexpired production answers 200 `{"data_id": 32 hex}`.'),
     ("scan.refused-by-state", "scans", "A backup refuses scans (E_SCAN_BACKUP), an unlicensed instance too."),
     ("scan.empty", "scans", "An empty `POST /file` body is 422 `File is empty.`"),
+    ("scan.size", "scans", "A file of up to 64 MiB is accepted for a scan; a larger one is E_TOO_LARGE."),
     (
         "scan.result",
         "scans",
-        "`GET /file/{data_id}` answers the result with `data_id`, `file_info`, `process_info.progress_percentage`, "
-        "`scan_results` (`scan_all_result_i`, `scan_all_result_a`, `scan_details`).",
+        "`GET /file/{data_id}` answers the finished result with `data_id`, `file_info`, `process_info` "
+        "(`progress_percentage` 100, `result` `Blocked` or `Allowed`), `scan_results` (`progress_percentage` 100, "
+        "`scan_all_result_i`, `scan_all_result_a`, `scan_details`).",
     ),
     ("scan.eicar", "scans", "The EICAR test file is infected: `scan_all_result_i` 1, `scan_all_result_a` `Infected`."),
     ("scan.clean", "scans", "Any other file is clean: `scan_all_result_i` 0, `No Threat Detected`."),
