@@ -486,6 +486,15 @@ def test_state_get_put_round_trip(running: RunningFleet, ctl: Control) -> None:
     assert engines["avira_1_linux"] is False
 
 
+def test_slots_are_the_state_documents_holders(running: RunningFleet, ctl: Control) -> None:
+    """`GET /_mock/slots`: who holds each key's slots, as the state document says, and nothing else."""
+    assert ctl.get("/_mock/slots") == {"holders": {k["terms"]["activation_key"]: [] for k in ctl.state()["keys"]}}
+    ctl.scenario("production-with-online-backup")
+    state = ctl.state()
+    assert ctl.get("/_mock/slots") == {"holders": {k["terms"]["activation_key"]: k["holders"] for k in state["keys"]}}
+    assert [h for k in state["keys"] for h in k["holders"]] == [state["instances"]["a"]["deployment"]]
+
+
 def test_state_put_with_a_running_clock_keeps_running(running: RunningFleet, ctl: Control) -> None:
     ctl.set_clock("2030-06-01T12:00:00+00:00")
     doc = ctl.state()
