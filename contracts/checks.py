@@ -140,6 +140,8 @@ class Checker:
         self.refused_last = False  # the last operation was refused: nothing may have changed
         self.last_rule = ""  # the rule of the last operation, blamed when what it changed reads wrong
         self.verify_after = True  # read back what each operation changed (the client harness does its own)
+        self.engine_types: dict[str, tuple[str, str]] = {}  # eng_id -> (eng_name, engine_type), as listed
+        self.disabled: dict[str, set[str]] = {}  # instance -> the engines switched off
 
     # Setting up
 
@@ -192,6 +194,8 @@ class Checker:
                     raise broken("state.starts-unlicensed", f"key {key} has slots held at the start: {holders}")
         self.model = Model(deployments, models, today, self.fleet.target.catalogue)
         self.refused_last, self.last_rule = False, ""
+        if self.fleet.control:
+            self.disabled = {name: set() for name in self.names}  # a reset switches every engine back on
 
     # HTTP
 
@@ -293,15 +297,15 @@ class Checker:
 
     # Licence operations
 
-    def activate(self, name: str, key: str, quantity: object, body: object = None) -> None:
+    def activate(self, name: str, key: str, quantity: object, body: object = None) -> Exchange:
         doc = body if body is not None else {"activationKey": key, "quantity": quantity, "comment": "contract suite"}
-        self.run(
+        return self.run(
             f"activate {name} online with key {self.key_label(key)}, quantity {quantity!r}",
             lambda m: m.activate(name, key, quantity),
             lambda: self.post(name, "/admin/license/activation", json_body=doc),
             on=name,
             kind="activate",
-        )
+        )[1]
 
     def upload(self, name: str, content: bytes, label: str) -> None:
         self.run(
@@ -378,12 +382,14 @@ class Checker:
         )
         return str(exchange.json()["data_id"]) if exchange.status == 200 else None
 
-    def scan_result(self, name: str, data_id: str, infected: bool) -> None:
-        """`GET /file/{data_id}`: the finished result, and its verdict."""
+    def scan_result(self, name: str, data_id: str, infected: bool, *, apikey: bool = True) -> None:
+        """`GET /file/{data_id}` (the apikey is optional there): the finished result, and its verdict, engine by
+        engine where the engines' types are known."""
         verdict = "scan.eicar" if infected else "scan.clean"
+        headers = self.auth(name) if apikey else {}
         exchange = self.send_step(
-            f"read the result of scan {data_id} on {name}",
-            lambda: self.get(name, f"/file/{data_id}"),
+            f"read the result of scan {data_id} on {name}" + ("" if apikey else " without an apikey"),
+            lambda: self.conn.request("GET", self.url(name, f"/file/{data_id}"), headers=headers),
             f"200 with data_id, file_info, process_info and scan_results ({'infected' if infected else 'clean'})",
         )
         if exchange.status != 200:
@@ -403,9 +409,68 @@ class Checker:
         got = (results.get("scan_all_result_i"), results.get("scan_all_result_a"))
         if got != wanted or isinstance(got[0], bool):
             raise broken(verdict, f"expected scan_all_result_i/_a {wanted}, got {got}")
+        self.check_engine_verdicts(name, results["scan_details"], infected, verdict)
         if results.get("progress_percentage") != 100 or process.get("result") != ("Blocked" if infected else "Allowed"):
             raise broken("scan.result", f"a finished scan is 100 % done, Blocked if infected else Allowed: {body}")
-        self.exercised("scan.result", verdict)
+        self.exercised("scan.result", verdict, *(() if apikey else ("auth.optional-apikey",)))
+
+    def check_engine_verdicts(self, name: str, details: dict[str, Any], infected: bool, rule: str) -> None:
+        """Every active engine reports: an AV engine the verdict (and the threat's name when infected), any other
+        engine 0 and no threat."""
+        if not self.engine_types or name not in self.disabled:
+            return
+        active = {n: kind for eng_id, (n, kind) in self.engine_types.items() if eng_id not in self.disabled[name]}
+        if set(details) != set(active):
+            raise broken(rule, f"scan_details should name the active engines {sorted(active)}, names {sorted(details)}")
+        for engine_name, kind in active.items():
+            detail = details[engine_name]
+            av = kind == "av"
+            wanted = (1 if infected and av else 0, bool(infected and av))
+            got = (detail.get("scan_result_i"), bool(detail.get("threat_found")))
+            if not isinstance(detail, dict) or got != wanted:
+                raise broken(
+                    rule, f"{engine_name} ({kind}) should report scan_result_i and a threat {wanted}: {detail}"
+                )
+
+    def poll_unfinished_scan(self, name: str, data_id: str, above: int) -> int:
+        """`GET /file/{data_id}` of a scan still running: progress below 100 and above the last poll's, `In
+        Progress`. Returns the progress."""
+        exchange = self.send_step(
+            f"poll the unfinished scan {data_id} on {name}",
+            lambda: self.get(name, f"/file/{data_id}"),
+            f"200, progress between {above} and 100, In Progress",
+        )
+        body = self.json_of(exchange, "scan.progress")
+        process, results = body.get("process_info") or {}, body.get("scan_results") or {}
+        done = process.get("progress_percentage")
+        if (
+            exchange.status != 200
+            or not isinstance(done, int)
+            or isinstance(done, bool)
+            or not above < done < 100
+            or results.get("progress_percentage") != done
+            or results.get("scan_all_result_a") != "In Progress"
+        ):
+            raise broken("scan.progress", f"expected progress between {above} and 100, In Progress: {body}")
+        self.exercised("scan.progress")
+        return done
+
+    def poll_downloading_engines(self, name: str, above: int) -> int:
+        """`GET /stat/engines` while definitions download: every engine `downloading`, progress below 100 and
+        above the last poll's. Returns the progress."""
+        exchange = self.send_step(
+            f"poll the downloading engines of {name}",
+            lambda: self.get(name, "/stat/engines"),
+            f"200, every engine downloading, progress between {above} and 100",
+        )
+        listed = exchange.json() if exchange.status == 200 else None
+        progress = {e.get("download_progress") for e in listed} if isinstance(listed, list) and listed else set()
+        states = {e.get("state") for e in listed} if isinstance(listed, list) and listed else set()
+        done = next(iter(progress)) if len(progress) == 1 else None
+        if states != {"downloading"} or not isinstance(done, int) or not above < done < 100:
+            raise broken("engines.progress", f"expected every engine downloading, between {above} and 100: {listed}")
+        self.exercised("engines.progress")
+        return done
 
     # Engines
 
@@ -438,6 +503,9 @@ class Checker:
                 raise broken("engines.listed", f"an engine lacks eng_id, eng_name, engine_type or state: {engine}")
             if not isinstance(engine.get("active"), bool):
                 raise broken("engines.listed", f"an engine's `active` is a boolean: {engine}")
+            if engine["state"] != "production" or engine.get("download_progress") != 100:
+                raise broken("engines.listed", f"a ready engine is in production at 100 %: {engine}")
+            self.engine_types[engine["eng_id"]] = (engine["eng_name"], engine["engine_type"])
             if disabled is not None and engine["active"] == (engine["eng_id"] in disabled):
                 raise broken(
                     "engines.toggle", f"{engine['eng_id']} should be active={engine['eng_id'] not in disabled}"
@@ -460,6 +528,8 @@ class Checker:
             ),
             lambda: self.post(name, f"/admin/engine/{eng_id}/{verb}"),
         )
+        if not self.refused_last and name in self.disabled:
+            (self.disabled[name].discard if enable else self.disabled[name].add)(eng_id)
 
     # Reads
 
@@ -480,12 +550,35 @@ class Checker:
             status = licence.get("status") if isinstance(licence, dict) else None
             if status != outcome.body["status"]:
                 raise broken(rule, f"expected license.status {outcome.body['status']!r}, got {licence!r}")
+            self.check_readiness_details(name, body, model)
             self.exercised(*outcome.rules)
         else:
             if body != {}:
                 raise broken("service.readyz-plain", f"/readyz without verbose answers {{}}, got {body}")
             self.exercised("service.readyz-plain")
         self.model = model
+
+    def check_readiness_details(self, name: str, body: dict[str, Any], model: Model) -> None:
+        """The rest of a verbose `/readyz`: the database is up, and the active AV engines and each engine's status
+        agree with what was switched on and off (known once the engines were listed)."""
+        database, av = body.get("database"), body.get("number_active_av_engines")
+        if not isinstance(database, dict) or database.get("status") is not True or not isinstance(av, dict):
+            raise broken(
+                "service.readyz-verbose", f"expected database.status true and number_active_av_engines: {body}"
+            )
+        if not self.engine_types or name not in self.disabled:
+            return
+        licensed = model.engines_licensed(name)
+        active = {e: licensed and e not in self.disabled[name] for e in self.engine_types}
+        any_av = any(on and self.engine_types[e][1] == "av" for e, on in active.items())
+        engines = body.get("engines")
+        listed = {e.get("engine_id"): e.get("status") for e in engines} if isinstance(engines, list) else None
+        if av.get("status") is not any_av or listed != (active if licensed else {}):
+            raise broken(
+                "service.readyz-verbose",
+                f"expected number_active_av_engines.status {any_av} and engines {active if licensed else {}}: {body}",
+            )
+        self.exercised("service.readyz-verbose")
 
     def unauthenticated(self, name: str, missing: bool) -> None:
         """A protected operation without an apikey (400) or with an unknown one (403); nothing may change."""

@@ -16,10 +16,13 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Any
 
+import yaml
+
 from contracts.checks import (
     EICAR,
     MALFORMED_DEPLOYMENT,
     MALFORMED_KEY,
+    SAMPLE,
     UNKNOWN_APIKEY,
     UNKNOWN_KEY,
     Checker,
@@ -195,7 +198,14 @@ def online_production(c: Checker) -> None:
     )
     assert clean is not None and infected is not None
     c.scan_result(a, clean, infected=False)
+    c.scan_result(a, infected, infected=True, apikey=False)
+    av = [e for e, (_, kind) in c.engine_types.items() if kind == "av"]
+    for eng_id in av:
+        c.toggle_engine(a, eng_id, enable=False)
+    c.readiness(a)  # no AV engine active
     c.scan_result(a, infected, infected=True)
+    for eng_id in av:
+        c.toggle_engine(a, eng_id, enable=True)
     error(
         c,
         f"scan an empty file on {a}",
@@ -244,6 +254,16 @@ def requests_and_order(c: Checker) -> None:
         "activate.quantity",
         headers={**c.auth(a), **json_type},
         body=b'{"activationKey": ',
+    )
+    error(
+        c,
+        f"activate {a} without an activationKey",
+        "POST",
+        url,
+        "E_BAD_REQUEST",
+        "activate.quantity",
+        headers=c.auth(a),
+        json_body={"quantity": 1, "comment": "contract suite"},
     )
     c.activate(a, K1, 1, body={"activationKey": K1, "quantity": 1})  # `comment` is optional
     c.deactivate(a)
@@ -363,6 +383,37 @@ def activation_server_down(c: Checker) -> None:
     c.fleet.control_request("DELETE", f"faults/{down['id']}")
 
 
+def progress(c: Checker) -> None:
+    """Scans and engines that take polls, then fleet time, to finish (the control plane's progression)."""
+    fresh(c)
+    a = c.names[0]
+    c.fleet.control_request("PUT", "progression", {"engine_polls": 2, "scan_polls": 3})
+    c.activate(a, K1, 1)
+    done = c.poll_downloading_engines(a, -1)
+    c.poll_downloading_engines(a, done)
+    c.engines(a)
+    for content, infected in ((SAMPLE, False), (EICAR, True)):
+        data_id = c.scan(a, content, "the EICAR test file" if infected else "a file")
+        assert data_id is not None
+        done = -1
+        for _ in range(3):
+            done = c.poll_unfinished_scan(a, data_id, done)
+        c.scan_result(a, data_id, infected)
+    c.fleet.control_request("PUT", "progression", {"engine_seconds": 40, "scan_seconds": 40})
+    c.deactivate(a)
+    c.activate(a, K1, 1)  # licensed anew: the engines download again, for 40 s of fleet time
+    data_id = c.scan(a)
+    assert data_id is not None
+    engines = scan = -1
+    for _ in range(3):
+        engines = c.poll_downloading_engines(a, engines)
+        scan = c.poll_unfinished_scan(a, data_id, scan)
+        c.fleet.control_request("POST", "clock/advance", {"seconds": 12})
+    c.fleet.control_request("POST", "clock/advance", {"seconds": 4})
+    c.engines(a)
+    c.scan_result(a, data_id, infected=False)
+
+
 def online_backup(c: Checker) -> None:
     fresh(c)
     a = c.names[0]
@@ -473,8 +524,14 @@ def keys(c: Checker) -> None:
     file_for(c, K1, c.model.instances[a].deployment)  # its deployment takes a K1 slot by hand
     c.activate(a, K2, 1)  # from unlicensed: nothing to move, the K1 slot stays held
     for key in (K3, UNKNOWN_KEY, MALFORMED_KEY):
-        c.activate(a, key, 1)
-        c.obtain_file(key, outsider(3))
+        core = c.activate(a, key, 1)
+        c.obtain_file(key, c.model.instances[a].deployment)
+        server = yaml.safe_load(c.log.steps[-1].exchanges[0].response_body)
+        if core.json().get("err") != server.get("error"):
+            raise broken(
+                "error.E_ACTIVATION_FAILED",
+                f"the Core's refusal carries the activation server's text {server.get('error')!r}: {core.json()}",
+            )
     fresh(c)
     own = c.model.instances[a].deployment
     c.activate(a, K1, 1)
@@ -866,6 +923,8 @@ DRILLS: tuple[Drill, ...] = (
             "scan.clean",
             "scan.unknown-id",
             "scan.size",
+            "service.readyz-verbose",
+            "auth.optional-apikey",
             "activation.reissue",
             "slots.accounting",
             "slots.within-key",
@@ -915,6 +974,7 @@ DRILLS: tuple[Drill, ...] = (
         ),
         activation_server_down,
     ),
+    Drill("scans and engines in progress", ("scan.progress", "engines.progress"), progress),
     Drill(
         "an online backup",
         (

@@ -387,7 +387,8 @@ _RULES: list[tuple[str, str, str]] = [
     (
         "auth.optional-apikey",
         "auth",
-        "`/version`, `/stat/engines` and `/file` answer without an apikey; a present but unknown one is 403.",
+        "`/version`, `/stat/engines`, `/file` and `/file/{data_id}` answer without an apikey; a present but unknown "
+        "one is 403.",
     ),
     (
         "auth.login",
@@ -437,14 +438,36 @@ _RULES: list[tuple[str, str, str]] = [
         "(`progress_percentage` 100, `result` `Blocked` or `Allowed`), `scan_results` (`progress_percentage` 100, "
         "`scan_all_result_i`, `scan_all_result_a`, `scan_details`).",
     ),
-    ("scan.eicar", "scans", "The EICAR test file is infected: `scan_all_result_i` 1, `scan_all_result_a` `Infected`."),
-    ("scan.clean", "scans", "Any other file is clean: `scan_all_result_i` 0, `No Threat Detected`."),
+    (
+        "scan.eicar",
+        "scans",
+        "The EICAR test file is infected: `scan_all_result_i` 1, `scan_all_result_a` `Infected`; in `scan_details` "
+        "every active AV engine reports 1 and the threat, any other engine 0.",
+    ),
+    (
+        "scan.clean",
+        "scans",
+        "Any other file is clean: `scan_all_result_i` 0, `No Threat Detected`, every engine 0 and no threat.",
+    ),
+    (
+        "scan.progress",
+        "scans",
+        "A scan polled before it is finished shows `progress_percentage` below 100 and rising, `In Progress`; then "
+        "its result (the mock's progression settings make a scan take polls or fleet time).",
+    ),
     ("scan.unknown-id", "scans", '`GET /file/{data_id}` of an unknown id is 404 with `{"err": ...}`.'),
     (
         "engines.listed",
         "scans",
         "`GET /stat/engines` is empty on an unlicensed instance and lists engines with `eng_id`, `eng_name`, "
-        "`engine_type`, `state` and `active` once it is active or a backup.",
+        "`engine_type`, `state` and `active` once it is active or a backup; a ready engine is `production` at "
+        "`download_progress` 100.",
+    ),
+    (
+        "engines.progress",
+        "scans",
+        "Engines polled while their definitions download are `downloading`, their progress below 100 and rising; "
+        "then `production` at 100.",
     ),
     (
         "engines.toggle",
@@ -462,6 +485,12 @@ _RULES: list[tuple[str, str, str]] = [
         "unlicensed, 503 `expired` past expiry.",
     ),
     ("service.readyz-plain", "service", "`/readyz` without `verbose` answers `{}` with the same status."),
+    (
+        "service.readyz-verbose",
+        "service",
+        "`/readyz?verbose=true` also says `database.status` true, `number_active_av_engines.status` (true exactly "
+        "when an AV engine is active on a licensed instance), and each engine of a licensed one with its status.",
+    ),
     (
         "service.order-of-checks",
         "service",
