@@ -570,7 +570,10 @@ class Checker:
             return
         licensed = model.engines_licensed(name)
         active = {e: licensed and e not in self.disabled[name] for e in self.engine_types}
-        any_av = any(on and self.engine_types[e][1] == "av" for e, on in active.items())
+        threshold = av.get("threshold")
+        if not isinstance(threshold, int) or isinstance(threshold, bool) or threshold < 0:
+            raise broken("service.readyz-verbose", f"number_active_av_engines.threshold is a count: {av}")
+        any_av = sum(on and self.engine_types[e][1] == "av" for e, on in active.items()) >= threshold
         engines = body.get("engines")
         listed = {e.get("engine_id"): e.get("status") for e in engines} if isinstance(engines, list) else None
         if av.get("status") is not any_av or listed != (active if licensed else {}):

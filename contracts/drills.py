@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
 
 import yaml
@@ -45,6 +45,7 @@ GENERIC_TERMS = {
 NEW_APIKEY = "abc123def456abc789def012abc345def678"
 LATER_APIKEY = "fed987cba654fed321cba098fed765cba432"  # well-formed, sorts after NEW_APIKEY, never set
 SECOND_PASSWORD = "contract-suite-password-2"
+MAX_SESSIONS = 1000  # sessions an instance keeps
 JSON_LIMIT = 64 * 1024  # the largest JSON body accepted
 SCAN_LIMIT = 64 * 1024 * 1024  # the largest file accepted for a scan
 MALFORMED_APIKEYS = (
@@ -602,7 +603,11 @@ def activation_server(c: Checker) -> None:
     for quantity in (0, 1001):
         c.obtain_file(K1, outsider(1), quantity)
     c.obtain_file(UNKNOWN_KEY, outsider(1))
-    file_for(c, K1, outsider(1))
+    issued = file_for(c, K1, outsider(1))
+    now = datetime.fromisoformat(c.fleet.control_request("GET", "clock")["now"]).replace(microsecond=0)
+    stamp = yaml.safe_load(issued.content).get("issued")
+    if not isinstance(stamp, str) or datetime.fromisoformat(stamp) != now:
+        raise broken("file.values", f"the file was issued at {now.isoformat()} (the fleet's frozen clock): {stamp!r}")
     c.obtain_file(K1, outsider(1), 1000)  # re-issue: no new slot
     c.free_slot(K1, outsider(1))
     c.free_slot(K1, outsider(1))
@@ -728,6 +733,7 @@ def authentication(c: Checker) -> None:
         "auth.logout",
         headers={"apikey": session},
     )
+    sessions_are_bounded(c, a, admin, password)
     error(
         c,
         f"change the password on {a} with a wrong old one",
@@ -821,6 +827,45 @@ def authentication(c: Checker) -> None:
         "auth.logout-apikey",
         headers={"apikey": NEW_APIKEY},
     )
+
+
+def sessions_are_bounded(c: Checker, name: str, admin: str, password: str) -> None:
+    """1,001 logins: the first session ends, the second and the last still work."""
+    base = c.fleet.instances[name]
+    step = c.begin(f"log in {MAX_SESSIONS + 1} times on {name} (the exchanges of the first and last are shown)")
+    sessions = []
+    for n in range(MAX_SESSIONS + 1):
+        answer = c.conn.request(
+            "POST", base + "/login", json_body={"user": admin, "password": password}, record=n in (0, MAX_SESSIONS)
+        )
+        session = answer.json().get("session_id") if answer.status == 200 else None
+        if session is None:
+            step.exchanges = c.conn.recorder.take()
+            raise broken("auth.login", f"login {n + 1} answered {answer.status} {answer.response_body[:200]!r}")
+        sessions.append(session)
+    step.exchanges = c.conn.recorder.take()
+    flag = base + "/admin/license/backup"
+    error(
+        c,
+        f"read with the first of the {MAX_SESSIONS + 1} sessions",
+        "GET",
+        flag,
+        "E_ACCESS",
+        "auth.sessions-bounded",
+        headers={"apikey": sessions[0]},
+    )
+    for which, session in (("second", sessions[1]), ("last", sessions[-1])):
+        simple(
+            c,
+            name,
+            f"read with the {which} of the {MAX_SESSIONS + 1} sessions",
+            "GET",
+            flag,
+            (200, {"is_backup": False}),
+            ("auth.sessions-bounded",),
+            headers={"apikey": session},
+        )
+    c.fleet.log_in_again()  # the suite's own session, if it logged in, was among the oldest
 
 
 def admin_account(c: Checker, name: str) -> tuple[str, str, bool]:
@@ -1091,6 +1136,7 @@ DRILLS: tuple[Drill, ...] = (
             "auth.user",
             "auth.change-password",
             "auth.change-password-refused",
+            "auth.sessions-bounded",
             "auth.set-apikey",
             "auth.set-apikey-format",
             "service.version",

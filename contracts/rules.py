@@ -362,7 +362,8 @@ _RULES: list[tuple[str, str, str]] = [
     (
         "file.values",
         "licence-file",
-        "A file carries its key, the deployment asked for, the key's expiry and terms, and `online: false`.",
+        "A file carries its key, the deployment asked for, the key's expiry and terms, `online: false`, and the "
+        "time it was issued (`issued`, ISO 8601 to the second).",
     ),
     ("file.signature", "licence-file", "An edited file is E_INVALID_LICENSE, for upload and for registration."),
     ("file.expired", "licence-file", "A file past its expiry is E_INVALID_LICENSE, for upload and for registration."),
@@ -403,6 +404,11 @@ _RULES: list[tuple[str, str, str]] = [
         '`POST /logout` with a session answers 200 `{"response": "Logout success"}`; the session is then 403.',
     ),
     ("auth.logout-apikey", "auth", "`POST /logout` with the configured API key is 400 `Logout error`."),
+    (
+        "auth.sessions-bounded",
+        "auth",
+        "An instance keeps at most 1,000 sessions: the 1,001st login ends the oldest session, and only that one.",
+    ),
     ("auth.user", "auth", "`GET /user` answers the calling user with `id`, `name` and `roles`; the admin is id 2."),
     (
         "auth.change-password",
@@ -489,7 +495,8 @@ _RULES: list[tuple[str, str, str]] = [
         "service.readyz-verbose",
         "service",
         "`/readyz?verbose=true` also says `database.status` true, `number_active_av_engines.status` (true exactly "
-        "when an AV engine is active on a licensed instance), and each engine of a licensed one with its status.",
+        "when the AV engines active on a licensed instance reach its `threshold`), and each engine of a licensed "
+        "one with its status.",
     ),
     (
         "service.order-of-checks",
