@@ -432,9 +432,9 @@ class Checker:
                     rule, f"{engine_name} ({kind}) should report scan_result_i and a threat {wanted}: {detail}"
                 )
 
-    def poll_unfinished_scan(self, name: str, data_id: str, above: int) -> int:
-        """`GET /file/{data_id}` of a scan still running: progress below 100 and above the last poll's, `In
-        Progress`. Returns the progress."""
+    def poll_unfinished_scan(self, name: str, data_id: str, above: int, exactly: int | None = None) -> int:
+        """`GET /file/{data_id}` of a scan still running: progress below 100 and above the last poll's (`exactly`
+        this, where the progression's formula tells), `In Progress`. Returns the progress."""
         exchange = self.send_step(
             f"poll the unfinished scan {data_id} on {name}",
             lambda: self.get(name, f"/file/{data_id}"),
@@ -448,6 +448,7 @@ class Checker:
             or not isinstance(done, int)
             or isinstance(done, bool)
             or not above < done < 100
+            or (exactly is not None and done != exactly)
             or results.get("progress_percentage") != done
             or results.get("scan_all_result_a") != "In Progress"
         ):
@@ -455,7 +456,7 @@ class Checker:
         self.exercised("scan.progress")
         return done
 
-    def poll_downloading_engines(self, name: str, above: int) -> int:
+    def poll_downloading_engines(self, name: str, above: int, exactly: int | None = None) -> int:
         """`GET /stat/engines` while definitions download: every engine `downloading`, progress below 100 and
         above the last poll's. Returns the progress."""
         exchange = self.send_step(
@@ -467,7 +468,12 @@ class Checker:
         progress = {e.get("download_progress") for e in listed} if isinstance(listed, list) and listed else set()
         states = {e.get("state") for e in listed} if isinstance(listed, list) and listed else set()
         done = next(iter(progress)) if len(progress) == 1 else None
-        if states != {"downloading"} or not isinstance(done, int) or not above < done < 100:
+        if (
+            states != {"downloading"}
+            or not isinstance(done, int)
+            or not above < done < 100
+            or (exactly is not None and done != exactly)
+        ):
             raise broken("engines.progress", f"expected every engine downloading, between {above} and 100: {listed}")
         self.exercised("engines.progress")
         return done

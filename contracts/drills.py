@@ -385,23 +385,27 @@ def activation_server_down(c: Checker) -> None:
 
 
 def progress(c: Checker) -> None:
-    """Scans and engines that take polls, then fleet time, to finish (the control plane's progression)."""
+    """Scans and engines that take polls, then fleet time, to finish (the control plane's progression: the n-th of
+    N polls shows n/(N+1) of 100 %, a duration the share of it gone by)."""
     fresh(c)
     a = c.names[0]
     c.fleet.control_request("PUT", "progression", {"engine_polls": 2, "scan_polls": 3})
     c.activate(a, K1, 1)
-    done = c.poll_downloading_engines(a, -1)
-    c.poll_downloading_engines(a, done)
+    done = -1
+    for n in (1, 2):
+        done = c.poll_downloading_engines(a, done, int(100 * n / 3))
     c.engines(a)
     for content, infected in ((SAMPLE, False), (EICAR, True)):
         data_id = c.scan(a, content, "the EICAR test file" if infected else "a file")
         assert data_id is not None
         done = -1
-        for _ in range(3):
-            done = c.poll_unfinished_scan(a, data_id, done)
+        for n in (1, 2, 3):
+            done = c.poll_unfinished_scan(a, data_id, done, int(100 * n / 4))
         c.scan_result(a, data_id, infected)
-    c.fleet.control_request("PUT", "progression", {"engine_seconds": 40, "scan_seconds": 40})
+    timed = {"engine_polls": 0, "scan_polls": 0, "engine_seconds": 40, "scan_seconds": 40}
+    c.fleet.control_request("PUT", "progression", timed)
     c.deactivate(a)
+    c.fleet.control_request("POST", "clock/advance", {"seconds": 100})  # unlicensed meanwhile: no download
     c.activate(a, K1, 1)  # licensed anew: the engines download again, for 40 s of fleet time
     data_id = c.scan(a)
     assert data_id is not None

@@ -459,7 +459,7 @@ _RULES: list[tuple[str, str, str]] = [
         "scan.progress",
         "scans",
         "A scan polled before it is finished shows `progress_percentage` below 100 and rising, `In Progress`; then "
-        "its result (the mock's progression settings make a scan take polls or fleet time).",
+        "its result. With the mock's progression, the n-th of N polls shows n/(N+1) of 100 %.",
     ),
     ("scan.unknown-id", "scans", '`GET /file/{data_id}` of an unknown id is 404 with `{"err": ...}`.'),
     (
@@ -472,8 +472,8 @@ _RULES: list[tuple[str, str, str]] = [
     (
         "engines.progress",
         "scans",
-        "Engines polled while their definitions download are `downloading`, their progress below 100 and rising; "
-        "then `production` at 100.",
+        "Engines polled while their definitions download are `downloading`, their progress below 100 and rising "
+        "(n/(N+1) of 100 % at the n-th of N polls of the mock's progression); then `production` at 100.",
     ),
     (
         "engines.toggle",
