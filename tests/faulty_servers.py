@@ -471,7 +471,12 @@ VARIANTS: tuple[Variant, ...] = (
         NominatesOfflineBackup,
     ),
     Variant("backup-takes-slot", "a backup uses a slot", ("slots.backup-holds-none",), BackupTakesSlot),
-    Variant("deactivation-keeps-slot", "deactivation frees no slot", ("slots.accounting", "deactivate.online-frees-slot"), DeactivationKeepsSlot),
+    Variant(
+        "deactivation-keeps-slot",
+        "deactivation frees no slot",
+        ("slots.accounting", "deactivate.online-frees-slot"),
+        DeactivationKeepsSlot,
+    ),
     Variant(
         "nomination-keeps-production",
         "nomination leaves the old production licensed",
@@ -496,8 +501,15 @@ VARIANTS: tuple[Variant, ...] = (
         ("refused.changes-nothing",),
         RefusedUnregisterDeactivates,
     ),
-    Variant("activates-backup", "activation succeeds on a backup", ("transition.activate.backup-online", "transition.activate.backup-offline"), ActivatesBackup),
-    Variant("expiry-ignored", "scans succeed after the licence expired", ("expiry.first-expired-day",), ScansWhenExpired),
+    Variant(
+        "activates-backup",
+        "activation succeeds on a backup",
+        ("transition.activate.backup-online", "transition.activate.backup-offline"),
+        ActivatesBackup,
+    ),
+    Variant(
+        "expiry-ignored", "scans succeed after the licence expired", ("expiry.first-expired-day",), ScansWhenExpired
+    ),
     Variant(
         "accepts-edited-file",
         "an edited licence file is accepted",

@@ -148,8 +148,8 @@ LICENCE_FILE = Expect(
     ),
 )
 SLOT_FREED = Expect(
-    "200 success: the slot is freed",
-    check=lambda a, _: None if a.text.startswith("success:") else f"expected `success: ...`, got {a.text[:200]!r}",
+    '200 {"success": ...}: the slot is freed',
+    check=_json_check(lambda d: isinstance(_field(d, "success"), str), "a `success` sentence"),
 )
 
 
