@@ -557,6 +557,8 @@ def registration(c: Checker) -> None:
     outside = file_for(c, K1, outsider(1))
     c.register_online(a, UNKNOWN_KEY, outsider(1))
     c.register_online(a, K1, outsider(2))
+    file_for(c, K2, outsider(3))
+    c.register_online(a, K1, outsider(3))  # the production holds a slot, but on another key
     mine = file_for(c, K1, own)
     c.register_online(a, K1, own)
     c.register_offline(a, mine.content, f"the licence file issued for {a} itself")
@@ -629,7 +631,13 @@ def authentication(c: Checker) -> None:
         ("POST", "/admin/license/backup/nomination"),
         ("POST", "/admin/license/deactivation"),
         ("DELETE", "/admin/license/backup"),
+        ("POST", "/admin/license"),
+        ("POST", "/admin/license/backup"),
+        ("POST", "/admin/engine/clamav_1_linux/disable"),
         ("GET", "/user"),
+        ("POST", "/user/changepassword"),
+        ("PUT", "/admin/user/2"),
+        ("POST", "/logout"),
     ):
         for missing in (True, False):
             headers = {} if missing else {"apikey": UNKNOWN_APIKEY}
