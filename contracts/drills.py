@@ -620,6 +620,53 @@ def activation_server(c: Checker) -> None:
     c.free_slot(UNKNOWN_KEY, outsider(2))
 
 
+def own_fleet(c: Checker) -> None:
+    """The main families again on the target's own fleet and first key, as it was started (no state document
+    loaded: whatever the target built its instances, scanning and activation server from stays in place). Needs one
+    free slot only; outside machines stand for a production."""
+    c.start(new_run=False)
+    if not c.keys or c.keys[0].slots < 1:
+        raise TargetError("the target has no activation key with a slot")
+    a, key = c.names[0], c.keys[0].key
+    own = c.model.instances[a].deployment
+    c.activate(a, key, 1)
+    engines = c.engines(a, disabled=set())
+    clean, infected = c.scan(a), c.scan(a, EICAR, "the EICAR test file")
+    assert clean is not None and infected is not None
+    c.scan_result(a, clean, infected=False)
+    c.scan_result(a, infected, infected=True)
+    c.toggle_engine(a, engines[0], enable=False)
+    c.readiness(a)
+    c.toggle_engine(a, engines[0], enable=True)
+    c.activate(a, key, 1)  # the same key: no new slot
+    c.deactivate(a)
+    outside = file_for(c, key, outsider(1))
+    c.register_offline(a, outside.content, "an outside machine's licence file")
+    c.nominate(a)  # offline: refused
+    c.unregister(a)
+    c.register_online(a, key, outsider(1))
+    c.scan(a)  # a backup: refused
+    c.nominate(a)  # the outside production's slot moves
+    c.deactivate(a)
+    mine = file_for(c, key, own)
+    c.upload(a, edited(mine.content), f"the licence file issued for {a}, edited")
+    c.upload(a, outside.content, "an outside machine's licence file")
+    c.upload(a, mine.content, f"the licence file issued for {a}")
+    c.obtain_file(key, own)  # re-issue: no new slot
+    c.free_slot(key, own)
+    c.free_slot(key, own)
+    read(c, a)  # offline: the licence stays
+    c.exercised("offline.keeps-licence")
+    expires = c.model.keys[key].expires
+    if c.know_clock and expires != date.max:
+        for day in (expires, expires + timedelta(days=1)):
+            c.set_date(day)
+            read(c, a)
+            c.readiness(a)
+            c.scan(a)
+    c.deactivate(a)
+
+
 def authentication(c: Checker) -> None:
     c.start(new_run=False)  # the target's own fleet: loading a state document would replace its accounts
     a = c.names[0]
@@ -1133,6 +1180,23 @@ DRILLS: tuple[Drill, ...] = (
             "deactivation.not-activated",
         ),
         activation_server,
+    ),
+    Drill(
+        "the target's own fleet and key",
+        (
+            "transition.activate.unlicensed",
+            "transition.register-offline.unlicensed",
+            "transition.nominate.backup-offline",
+            "transition.nominate.backup-online",
+            "scan.eicar",
+            "scan.clean",
+            "file.signature",
+            "upload.own-deployment",
+            "offline.keeps-licence",
+            "activation.reissue",
+            "expiry.first-expired-day",
+        ),
+        own_fleet,
     ),
     Drill(
         "authentication and accounts",
