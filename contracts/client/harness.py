@@ -113,6 +113,7 @@ class Harness:
         self.settings = harness_settings
         self.log = StepLog()
         self.checker = Checker(fleet, self.log)
+        self.checker.verify_after = False  # the harness compares the fleet with the model itself, after each call
         self.contract = ContractSpec()
         self.names = list(fleet.instances)
         self.relays: dict[str, Relay] = {}
