@@ -3,9 +3,10 @@
 `Checker` owns the model of the target's fleet and the step log. Every operation method sends the real request,
 asks the model what a conforming server answers, and raises `Violation` (naming the broken rule of the inventory,
 `contracts.rules`) when the target answers otherwise, field by field. After each operation it reads back what the
-operation can have changed, and nothing more: the instance's licence view (and backup flag when the operation
-succeeded), the activation server's slot holders when slots can have moved, and any other instance whose online
-slot the model says is gone. `check_fleet` reads everything, at the start and end of a run.
+operation can have changed, and nothing more: the instance's licence view (and its backup flag after a successful
+registration, unregistration or nomination), the activation server's slot holders when slots can have moved, and
+any other instance whose online slot the model says is gone. `check_fleet` reads everything, at the start and end
+of a run.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import re
 from collections import Counter
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta
+from datetime import date, datetime
 from typing import Any
 
 import yaml
@@ -68,10 +69,10 @@ LICENSED_FIELDS: dict[str, type] = {
     "licensed_engines": str,
 }
 TERM_FIELDS = ("product_id", "product_name", "licensed_to", "max_node_count", "licensed_engines")
-# Operations after which the activation server's slots can have changed (or, refused, must not have).
 # Operations whose success makes an instance a backup or ends it being one: the backup flag is read after them (and
 # of every instance at the end of a run).
 BACKUP_OPERATIONS = frozenset({"register", "unregister", "nominate"})
+# Operations after which the activation server's slots can have changed (or, refused, must not have).
 SLOT_OPERATIONS = frozenset({"activate", "upload", "register", "unregister", "nominate", "deactivate", "activation"})
 
 
@@ -187,7 +188,10 @@ class Checker:
             self.exercised("state.starts-unlicensed", "state.deployment-id")
         self.fleet.deployments = deployments
         terms = self.fleet.key_terms(document)
-        models = [KeyModel(k.key, k.slots, k.expires or date.max, terms=_terms(terms.get(k.key))) for k in self.keys]
+        models = [
+            KeyModel(k.key, k.slots, k.expires or date.max, terms=terms_of(terms[k.key]) if k.key in terms else None)
+            for k in self.keys
+        ]
         if self.fleet.control:
             for key, holders in self.fleet.holders(document).items():
                 if holders:
@@ -259,13 +263,18 @@ class Checker:
         outcome = predict(model)
         exchange = self.send_step(title, send, describe(outcome))
         self.compare(outcome, exchange)
+        self.settle(model, outcome, on, kind)
+        return outcome, exchange
+
+    def settle(self, model: Model, outcome: Outcome, on: str | None, kind: str) -> None:
+        """The target agreed with `outcome`: its rules were exercised, `model` (the prediction) becomes the model,
+        and what the operation (`kind`, on instance `on`) can have changed is read back."""
         self.exercised(*outcome.rules)
         self.model = model
         self.refused_last = outcome.error is not None
         self.last_rule = outcome.rule
         if self.verify_after and kind:
             self.verify(on, kind, changed=outcome.ok)
-        return outcome, exchange
 
     def compare(self, outcome: Outcome, exchange: Exchange) -> None:
         """The answer against the prediction: a different status or kind of answer breaks the operation's rule; the
@@ -480,11 +489,12 @@ class Checker:
 
     # Engines
 
-    def engines(self, name: str, disabled: set[str] | None = None) -> list[str]:
+    def engines(self, name: str) -> list[str]:
         """`GET /stat/engines`: empty while unlicensed, the engines with their documented fields once licensed;
-        `active` false exactly for the `disabled` ones. Returns the engine ids."""
-        licensed = self.model.copy().engines_licensed(name)
-        self.model.refresh(name)
+        `active` false exactly for the ones switched off (where the suite knows them: after a reset). Returns the
+        engine ids."""
+        licensed = self.model.engines_licensed(name)
+        disabled = self.disabled.get(name)
         exchange = self.send_step(
             f"list the engines of {name}",
             lambda: self.get(name, "/stat/engines"),
@@ -637,11 +647,7 @@ class Checker:
             sentence = ACTIVATION_SENTENCES.get(outcome.error)
             if sentence is not None and not doc["error"].startswith(sentence):
                 raise broken(rule, f"expected the documented sentence {sentence!r}..., got {doc['error']!r}")
-            self.exercised(*outcome.rules)
-            self.model = model
-            self.last_rule, self.refused_last = rule, True
-            if self.verify_after:
-                self.verify(None, "activation", changed=False)
+            self.settle(model, outcome, None, "activation")
             return None
         if failed or not isinstance(doc, dict):
             raise broken(rule, f"expected a licence file, got {exchange.reason} {doc!r}")
@@ -649,11 +655,8 @@ class Checker:
         issued = LicenceFileModel(issued.key, issued.deployment, issued.expires, exchange.response_body)
         self.check_file(doc, issued, model)
         model.files.append(issued)
-        self.exercised(*outcome.rules, "file.fields")
-        self.model = model
-        self.last_rule, self.refused_last = rule, False
-        if self.verify_after:
-            self.verify(None, "activation", changed=True)
+        self.exercised("file.fields")
+        self.settle(model, outcome, None, "activation")
         return issued
 
     def check_file(self, doc: dict[str, Any], issued: LicenceFileModel, model: Model) -> None:
@@ -695,11 +698,7 @@ class Checker:
                 exchange.json()
             except ValueError as exc:
                 raise broken(outcome.rule, f"the answer is not JSON: {exchange.response_body[:200]!r}") from exc
-        self.exercised(*outcome.rules)
-        self.model = model
-        self.last_rule, self.refused_last = outcome.rule, not outcome.ok
-        if self.verify_after:
-            self.verify(None, "activation", changed=outcome.ok)
+        self.settle(model, outcome, None, "activation")
 
     def activation_url(self) -> str:
         if self.fleet.activation_url is None:
@@ -719,9 +718,6 @@ class Checker:
         doc = self.fleet.control_request("PUT", "clock", {"now": f"{day.isoformat()}T12:00:00+00:00", "frozen": True})
         step.exchanges = self.conn.recorder.take()
         self.model.today = datetime.fromisoformat(doc["now"]).date()
-
-    def days_to(self, day: date) -> int:
-        return (day - self.model.today).days
 
     # Reading back
 
@@ -812,7 +808,7 @@ class Checker:
                 rule = f"view.{field_name}"
                 if field_name == "online_activated" and self.last_rule:
                     rule = self.last_rule
-                if inst.is_backup and field_name in ("deployment",):
+                if inst.is_backup and field_name == "deployment":
                     rule = "view.backup"
                 raise broken(rule, f"{name}'s {field_name} should be {value!r}, shows {body.get(field_name)!r}")
             self.exercised(f"view.{field_name}")
@@ -885,10 +881,6 @@ ACTIVATION_SENTENCES = {
 }
 
 
-def _terms(doc: Mapping[str, Any] | None) -> Terms | None:
-    return None if doc is None else terms_of(doc)
-
-
 def _learn_terms(doc: Mapping[str, Any], rule: str) -> Terms:
     """A target without a control plane: the first view of a key tells its terms; later views must agree."""
     for name in TERM_FIELDS:
@@ -900,7 +892,3 @@ def _learn_terms(doc: Mapping[str, Any], rule: str) -> Terms:
 def outsider(number: int) -> str:
     """The deployment id of outside machine `number` (well-formed, in no instance of the fleet)."""
     return "MSCL" + f"{number:032x}"
-
-
-def day_after(day: date) -> date:
-    return day + timedelta(days=1)

@@ -96,7 +96,6 @@ def read(c: Checker, name: str) -> None:
 
 def simple(
     c: Checker,
-    name: str | None,
     title: str,
     method: str,
     url: str,
@@ -118,7 +117,7 @@ def simple(
 
 def error(c: Checker, title: str, method: str, url: str, code: str, rule: str, **kwargs: Any) -> None:
     entry = c.model.error(code)
-    simple(c, None, title, method, url, (entry.status, entry.body), (rule, f"error.{code}"), **kwargs)
+    simple(c, title, method, url, (entry.status, entry.body), (rule, f"error.{code}"), **kwargs)
 
 
 def refusals(c: Checker, name: str, state: str, own_file: bytes, other_file: bytes) -> None:
@@ -178,11 +177,11 @@ def online_production(c: Checker) -> None:
     c.activate(a, K1, "1000")  # the same key, with the key full: no new slot
     c.readiness(a)
     c.readiness(a, verbose=False)
-    engines = c.engines(a, disabled=set())
+    engines = c.engines(a)
     c.toggle_engine(a, engines[0], enable=False)
-    c.engines(a, disabled={engines[0]})
+    c.engines(a)
     c.toggle_engine(a, engines[0], enable=True)
-    c.engines(a, disabled=set())
+    c.engines(a)
     clean = c.scan(a)
     infected = c.scan(a, EICAR, "the EICAR test file")
     c.scan(a, b"\0" * SCAN_LIMIT, "a file of exactly 64 MiB")
@@ -428,9 +427,9 @@ def online_backup(c: Checker) -> None:
     c.free_slot(K2, own.deployment)
     c.readiness(a)
     c.scan(a)
-    engines = c.engines(a, disabled=set())
+    engines = c.engines(a)
     c.toggle_engine(a, engines[-1], enable=False)
-    c.engines(a, disabled={engines[-1]})
+    c.engines(a)
     refusals(c, a, "backup-online", own.content, outside.content)
     c.activate(a, UNKNOWN_KEY, 1)  # the state rule before the key: E_ACTIVATE_BACKUP
     c.exercised("service.order-of-checks")
@@ -631,7 +630,7 @@ def own_fleet(c: Checker) -> None:
     a, key = c.names[0], usable[0].key
     own = c.model.instances[a].deployment
     c.activate(a, key, 1)
-    engines = c.engines(a, disabled=set())
+    engines = c.engines(a)
     clean, infected = c.scan(a), c.scan(a, EICAR, "the EICAR test file")
     assert clean is not None and infected is not None
     c.scan_result(a, clean, infected=False)
@@ -699,7 +698,6 @@ def authentication(c: Checker) -> None:
             )
     version = simple(
         c,
-        a,
         f"GET /version on {a} without an apikey",
         "GET",
         base + "/version",
@@ -714,7 +712,6 @@ def authentication(c: Checker) -> None:
         raise broken("service.version", f"expected {{'product_id': 'MSCL', 'version': <text>}}, got {version}")
     simple(
         c,
-        a,
         f"GET /version on {a} with the apikey",
         "GET",
         base + "/version",
@@ -736,7 +733,6 @@ def authentication(c: Checker) -> None:
         )
     simple(
         c,
-        a,
         f"GET /stat/engines on {a} (unlicensed) without an apikey",
         "GET",
         base + "/stat/engines",
@@ -751,7 +747,7 @@ def authentication(c: Checker) -> None:
         lambda: c.conn.request("POST", base + "/file", body=b"sample"),
         kind="scan",
     )
-    user = simple(c, a, f"GET /user on {a}", "GET", base + "/user", (200, ...), ("auth.user",), headers=c.auth(a))
+    user = simple(c, f"GET /user on {a}", "GET", base + "/user", (200, ...), ("auth.user",), headers=c.auth(a))
     if user.get("id") != 2 or not isinstance(user.get("name"), str) or not isinstance(user.get("roles"), list):
         raise broken("auth.user", f"the admin is user 2 with a name and roles, got {user}")
     login_url = base + "/login"
@@ -776,7 +772,6 @@ def authentication(c: Checker) -> None:
         return  # the suite was not told the admin's password, and its guess was refused: the account rules need it
     simple(
         c,
-        a,
         f"log out the new session on {a}",
         "POST",
         base + "/logout",
@@ -818,7 +813,6 @@ def authentication(c: Checker) -> None:
     log_in(c, a, admin, password)
     simple(
         c,
-        a,
         f"change the password on {a}",
         "POST",
         base + "/user/changepassword",
@@ -850,7 +844,6 @@ def authentication(c: Checker) -> None:
         )
     simple(
         c,
-        a,
         f"set user 2's API key on {a}",
         "PUT",
         base + "/admin/user/2",
@@ -861,7 +854,6 @@ def authentication(c: Checker) -> None:
     )
     simple(
         c,
-        a,
         f"read the licence on {a} with the new API key",
         "GET",
         base + "/admin/license/backup",
@@ -917,7 +909,6 @@ def sessions_are_bounded(c: Checker, name: str, admin: str, password: str) -> No
     for which, session in (("second", sessions[1]), ("last", sessions[-1])):
         simple(
             c,
-            name,
             f"read with the {which} of the {MAX_SESSIONS + 1} sessions",
             "GET",
             flag,
@@ -958,7 +949,6 @@ def log_in(
         raise broken(rule, f"expected 200 with session_id and oms-csrf-token, got {exchange.status} {body}")
     simple(
         c,
-        name,
         f"read the backup flag on {name} with the new session",
         "GET",
         base + "/admin/license/backup",

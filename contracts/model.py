@@ -172,10 +172,8 @@ class Model:
         """An online production consults the activation server on each licence-dependent request; when its slot
         is gone (freed at `/deactivation`, or moved to a nominated backup) it is unlicensed and keeps its key."""
         inst = self.instances[name]
-        if inst.state == ACTIVE and inst.online and inst.key is not None:
-            key = self.keys.get(inst.key)
-            if key is None or inst.deployment not in key.holders:
-                inst.state, inst.online, inst.production, inst.expires = UNLICENSED, False, None, None
+        if self.slot_lost(name):
+            inst.state, inst.online, inst.production, inst.expires = UNLICENSED, False, None, None
         return inst
 
     def slot_lost(self, name: str) -> bool:

@@ -39,6 +39,7 @@ from contracts.checks import (
     Step,
     StepLog,
     Violation,
+    broken,
 )
 from contracts.drills import DRILLS, edited
 from contracts.model import LicenceFileModel
@@ -102,6 +103,22 @@ class Report:
         lines.append("")
         lines.append(f"broken rule: {self.rule}: {self.detail}")
         return "\n".join(lines)
+
+    def fail(self, found: Violation, log: StepLog) -> None:
+        """The target broke `found.rule`; the steps that led there are the report's."""
+        self.passed, self.rule, self.detail = False, found.rule, found.detail
+        self.steps = list(log.steps)
+
+    def unusable(self, problem: TargetError) -> None:
+        """The target could not be used as described (no rule of the inventory is to blame)."""
+        self.passed, self.rule, self.detail = False, "target-description", str(problem)
+
+    def finish(self, log: StepLog, started: float) -> Report:
+        """The run's figures: runs, steps, reads, the rules exercised and the time taken."""
+        self.examples, self.total_steps, self.reads = log.runs, log.total_steps, log.reads
+        self.coverage = dict(sorted(log.outcomes.items()))
+        self.seconds = time.monotonic() - started
+        return self
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -388,19 +405,13 @@ def run_state_machine(fleet: Fleet, suite: SuiteSettings) -> Report:
     started = time.monotonic()
     try:
         run_state_machine_as_test(machine, settings=hypothesis_settings)
-    except Violation as broken:
-        report.passed, report.rule, report.detail = False, broken.rule, broken.detail
-        report.steps = list(log.steps)
+    except Violation as found:
+        report.fail(found, log)
     except Flaky as flaky:
-        report.passed, report.rule = False, "deterministic-answers"
-        report.detail = f"the same sequence gave different answers on a replay: {flaky}"
-        report.steps = list(log.steps)
+        report.fail(broken("service.answers", f"the same sequence gave different answers on a replay: {flaky}"), log)
     except TargetError as exc:
-        report.passed, report.rule, report.detail = False, "target-description", str(exc)
-    report.examples, report.total_steps, report.reads = log.runs, log.total_steps, log.reads
-    report.coverage = dict(sorted(log.outcomes.items()))
-    report.seconds = time.monotonic() - started
-    return report
+        report.unusable(exc)
+    return report.finish(log, started)
 
 
 def run_drills(fleet: Fleet) -> Report:
@@ -418,16 +429,13 @@ def run_drills(fleet: Fleet) -> Report:
         try:
             drill.run(checker)
         except Violation as found:
-            report.passed, report.rule, report.detail, report.drill = False, found.rule, found.detail, drill.name
-            report.steps = list(log.steps)
+            report.fail(found, log)
+            report.drill = drill.name
             break
         except TargetError as exc:
-            report.passed, report.rule, report.detail = False, "target-description", str(exc)
+            report.unusable(exc)
             break
-    report.examples, report.total_steps, report.reads = log.runs, log.total_steps, log.reads
-    report.coverage = dict(sorted(log.outcomes.items()))
-    report.seconds = time.monotonic() - started
-    return report
+    return report.finish(log, started)
 
 
 def run_checked(mode: str, fleet: Fleet, body: Callable[[Checker], None]) -> Report:
@@ -439,15 +447,11 @@ def run_checked(mode: str, fleet: Fleet, body: Callable[[Checker], None]) -> Rep
     log.start_run()
     try:
         body(checker)
-    except Violation as broken:
-        report.passed, report.rule, report.detail = False, broken.rule, broken.detail
-        report.steps = list(log.steps)
+    except Violation as found:
+        report.fail(found, log)
     except TargetError as exc:
-        report.passed, report.rule, report.detail = False, "target-description", str(exc)
-    report.examples, report.total_steps, report.reads = log.runs, log.total_steps, log.reads
-    report.coverage = dict(sorted(log.outcomes.items()))
-    report.seconds = time.monotonic() - started
-    return report
+        report.unusable(exc)
+    return report.finish(log, started)
 
 
 @dataclass
