@@ -1,5 +1,5 @@
 """Our contract, `contracts/openapi.yaml`, stays schema-compatible with the vendor's OpenAPI document (v5.6.1, the
-extract in `../shared/reference/`), allowing only the conflicts SPEC §7 names.
+extract in `reference/vendor/`), allowing only the conflicts docs/decisions.md lists under "Vendor conflicts".
 
 For every endpoint the vendor's extract describes, the contract has the same path and method (or the endpoint is
 listed in `NOT_SERVED` with the reason), and for each of them:
@@ -12,13 +12,14 @@ listed in `NOT_SERVED` with the reason), and for each of them:
   vendor describes, with a type within the vendor's (enums within its enums); our shapes may add fields. An object
   we leave undescribed (no `properties`, any field allowed) accepts whatever the vendor nests there.
 
-Skipped, saying why, where the reference folder is absent.
+The extract is part of the repository: a missing or unreadable extract fails every test here, it is never skipped.
 """
 
 from __future__ import annotations
 
 import copy
 import json
+import subprocess
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,12 +30,13 @@ import pytest
 
 from contracts.spec import HTTP_METHODS, load_document
 
-REFERENCE = Path(__file__).resolve().parents[2] / "shared" / "reference"
+ROOT = Path(__file__).resolve().parents[1]
+REFERENCE = ROOT / "reference" / "vendor"
 EXTRACT = REFERENCE / "mdcore-5.6.1-openapi-extract.json"
 
 # Vendor endpoints of the extract the emulator does not serve, with the reason.
 NOT_SERVED = MappingProxyType(
-    {"POST /file/sync": "synchronous scanning is outside SPEC §4 (the emulator scans asynchronously only)"}
+    {"POST /file/sync": "synchronous scanning is not emulated (docs/responses.md: scans are asynchronous only)"}
 )
 
 
@@ -52,7 +54,7 @@ class Conflict:
     reason: str
 
 
-# SPEC §7, the only allowed conflicts.
+# docs/decisions.md, "Vendor conflicts": the only allowed conflicts.
 CONFLICTS = (
     Conflict(
         "GET /admin/license",
@@ -60,7 +62,7 @@ CONFLICTS = (
         "LicensedInformation",
         "/licensed_engines",
         "type",
-        "SPEC §7: the vendor's schema says an array of strings, its example and real clients the string '*'",
+        "vendor conflict: the vendor's schema says an array of strings, its example and real clients the string '*'",
     ),
     Conflict(
         "GET /admin/license",
@@ -68,11 +70,11 @@ CONFLICTS = (
         "UnlicensedInformation",
         "",
         "missing",
-        "SPEC §7: an unlicensed instance answers its id as `deployment` and `deployment_id` (5.x scripts and v4 "
+        "vendor conflict: an unlicensed instance answers its id as `deployment` and `deployment_id` (5.x scripts and v4 "
         "docs), not the licensed fields",
     ),
 )
-# SPEC §7's other two items are not allowances but rules both documents already agree on; they are enforced by
+# The other two vendor conflicts of docs/decisions.md are not allowances but rules both documents already agree on; they are enforced by
 # `test_success_is_a_boolean_or_a_sentence_as_documented` and `test_login_failure_is_403`.
 
 
@@ -337,11 +339,12 @@ def _answers(
 
 
 def load_vendor(path: Path = EXTRACT) -> dict[str, Any]:
-    """The vendor's extract; skips the calling test, saying why, when it is not there."""
+    """The vendor's extract, kept in the repository; its absence is a failure, never a skip."""
     if not path.is_file():
-        pytest.skip(
-            f"the vendor's OpenAPI extract is not at {path} (the reference folder ../shared/reference/ beside "
-            "the repository is absent), so the contract cannot be compared with it"
+        pytest.fail(
+            f"the vendor's OpenAPI extract is not at {path}: it belongs to the repository (reference/vendor/, "
+            "see its README.md)",
+            pytrace=False,
         )
     return json.loads(path.read_text(encoding="utf-8"))
 
@@ -359,8 +362,31 @@ def ours() -> dict[str, Any]:
 # Tests
 
 
-def test_a_missing_reference_folder_skips_and_says_why(tmp_path: Path) -> None:
-    with pytest.raises(pytest.skip.Exception, match=r"reference folder \.\./shared/reference/ .* is absent"):
+def test_the_extract_is_in_the_repository_and_tracked() -> None:
+    assert EXTRACT.relative_to(ROOT).as_posix() == "reference/vendor/mdcore-5.6.1-openapi-extract.json"
+    vendor = load_vendor()
+    assert vendor["info"]["version"] == "v5.6.1"
+    assert vendor["info"]["license"]["name"] == "Apache 2.0"
+    for companion in ("README.md", "NOTICE"):
+        assert (REFERENCE / companion).is_file(), companion
+    tracked = subprocess.run(
+        ["git", "ls-files", "--error-unmatch", "reference/vendor/"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if "not a git repository" not in tracked.stderr:  # a copy of the tree without .git has nothing to ask
+        assert tracked.returncode == 0, tracked.stderr
+        assert set(tracked.stdout.split()) >= {
+            "reference/vendor/README.md",
+            "reference/vendor/NOTICE",
+            "reference/vendor/mdcore-5.6.1-openapi-extract.json",
+        }, tracked.stdout
+
+
+def test_a_missing_extract_fails_and_says_where_it_belongs(tmp_path: Path) -> None:
+    with pytest.raises(pytest.fail.Exception, match=r"belongs to the repository \(reference/vendor/"):
         load_vendor(tmp_path / "reference" / EXTRACT.name)
 
 
@@ -381,14 +407,14 @@ def test_the_vendor_extract_is_a_valid_openapi_document(vendor: dict[str, Any]) 
     _spec_validator()(vendor)
 
 
-def test_contract_is_compatible_with_the_vendor_but_for_spec_7(vendor: dict[str, Any], ours: dict[str, Any]) -> None:
+def test_contract_is_compatible_with_the_vendor_but_for_the_documented_conflicts(vendor: dict[str, Any], ours: dict[str, Any]) -> None:
     found = compare(vendor, ours)
     unexplained = [str(item) for item in found if item.allowed_by() is None]
     assert not unexplained, "\n".join(unexplained)
 
 
 def test_every_allowed_conflict_is_still_needed(vendor: dict[str, Any], ours: dict[str, Any]) -> None:
-    """An allowance nothing needs any more is dropped from CONFLICTS, so the list stays exactly SPEC §7's."""
+    """An allowance nothing needs any more is dropped from CONFLICTS, so the list stays exactly the documented one."""
     used = {item.allowed_by() for item in compare(vendor, ours)} - {None}
     assert used == set(CONFLICTS), [c.reason for c in set(CONFLICTS) - used]
 
@@ -401,7 +427,7 @@ def test_every_vendor_endpoint_is_served_under_its_own_path(vendor: dict[str, An
 
 
 def test_success_is_a_boolean_or_a_sentence_as_documented(vendor: dict[str, Any], ours: dict[str, Any]) -> None:
-    """SPEC §7: `success` is a boolean for upload and activation, a sentence for the backup endpoints, in both
+    """Vendor conflicts: `success` is a boolean for upload and activation, a sentence for the backup endpoints, in both
     documents, and the contract answers it that way."""
     expected = {
         "POST /admin/license": "boolean",
@@ -420,7 +446,7 @@ def test_success_is_a_boolean_or_a_sentence_as_documented(vendor: dict[str, Any]
 
 
 def test_login_failure_is_403(vendor: dict[str, Any], ours: dict[str, Any]) -> None:
-    """SPEC §7: 403 (the vendor's spec), not 404 (one knowledge-base table)."""
+    """Vendor conflicts: 403 (the vendor's spec), not 404 (one knowledge-base table)."""
     for raw in (vendor, ours):
         responses = raw["paths"]["/login"]["post"]["responses"]
         assert "403" in responses and "404" not in responses
