@@ -1,7 +1,8 @@
 """`mockcore serve` end to end: real subprocesses on free ports, spoken to with the real `curl`.
 
-Covers the ready file and its stdout twin, every flag of the README's table, the online and offline failovers of
-SPEC §3 over HTTP and HTTPS, start-up errors, SIGINT/SIGTERM, and the README's curl walkthroughs as written.
+Covers the ready file and its stdout twin, every flag of the test-double guide's table, the online and offline
+failovers (docs/behaviour.md, Transitions) over HTTP and HTTPS, start-up errors, SIGINT/SIGTERM, and the curl
+walkthroughs of docs/guides/test-double.md and the README's 30-second example as written.
 
 The long-lived servers are started together once per module (their start-ups overlap) and each test uses its own
 server, or its own instances and keys on a shared one, so tests do not interfere; every server is stopped with
@@ -35,9 +36,11 @@ from tests.states import LICENCE_FILE_FIELDS, LICENSED_FIELDS
 
 ROOT = Path(__file__).resolve().parent.parent
 README = ROOT / "README.md"
+GUIDE = ROOT / "docs" / "guides" / "test-double.md"
+EXAMPLE = "## In 30 seconds"  # the README's example
 CURL = shutil.which("curl") or "/usr/bin/curl"
 
-# Documented answers (SPEC §4 and §6).
+# Documented answers (docs/responses.md and docs/errors.md).
 REGISTERED = "The backup MetaDefender Core instance is now registered as a backup one."
 UNREGISTERED = "This MetaDefender Core instance is no longer registered as a backup one."
 NOMINATED = "This MetaDefender Core instance is now fully activated and allowed to process files."
@@ -49,9 +52,9 @@ SCAN_BACKUP = "This instance is a backup and is not allowed to process files."
 SCAN_UNLICENSED = "This instance is not licensed to process files."
 NOT_BACKUP = "This instance is not registered as a backup."
 INVALID_KEY = "Could not activate your product because the Activation Key you provided is invalid."
-CATALOGUE_TEXTS = {"E_NOMINATE_OFFLINE": NOMINATE_OFFLINE}
+CATALOGUE_TEXTS = {"E_NOMINATE_OFFLINE": NOMINATE_OFFLINE, "E_NOT_BACKUP": NOT_BACKUP}
 
-# What the README says `mockcore serve` (seed 0) prints.
+# What docs/guides/test-double.md and the README say `mockcore serve` (seed 0) prints.
 SEED0_APIKEY = "00ce77fb29ee58da82cb85cb27ab43ba00ce"
 SEED0_KEY = "R7PN-18oR-ldOU-WDs4-V3eZ-KJ7b-9a4v"
 
@@ -123,7 +126,7 @@ def curl(*args: str, cacert: str | None = None, output: Path | None = None) -> C
 
 @dataclass(frozen=True)
 class Core:
-    """A Core instance spoken to with curl, the way the README's walkthrough does."""
+    """A Core instance spoken to with curl, the way the guide's walkthrough does."""
 
     url: str
     apikey: str | None
@@ -223,7 +226,7 @@ def assert_licensed(info: dict[str, Any], deployment: str, *, online: bool, days
 
 
 def assert_activation_failed(response: CurlResponse) -> None:
-    """SPEC §5: a refusal is still HTTP 200, with the reason phrase and a YAML `error:` body."""
+    """docs/activation-server.md: a refusal is still HTTP 200, with the reason phrase and a YAML `error:` body."""
     assert (response.status, response.reason) == (200, "Activation failed"), response
     doc = response.yaml()
     assert isinstance(doc, dict) and set(doc) == {"error"} and isinstance(doc["error"], str) and doc["error"], doc
@@ -270,7 +273,7 @@ def assert_stopped_cleanly(server: MockcoreProcess, exited: Exited) -> None:
 
 
 def run_online_failover(prod: Core, backup: Core, other: Core, act: Activation, key: str) -> None:
-    """The README's online failover; `key` has one slot, so slot use is read from the activation server."""
+    """The guide's online failover; `key` has one slot, so slot use is read from the activation server."""
     dep, bdep, odep = prod.deployment(), backup.deployment(), other.deployment()
     assert len({dep, bdep, odep}) == 3
     assert prod.licence() == {"deployment": dep, "deployment_id": dep}
@@ -300,7 +303,7 @@ def run_online_failover(prod: Core, backup: Core, other: Core, act: Activation, 
 
 
 def run_offline_failover(prod: Core, backup: Core, other: Core, act: Activation, key: str, workdir: Path) -> None:
-    """SPEC §3's offline failover; `key` has one slot."""
+    """The offline failover (docs/behaviour.md, Transitions); `key` has one slot."""
     dep, bdep, odep = prod.deployment(), backup.deployment(), other.deployment()
     prod_file, backup_file = workdir / "prod.yml", workdir / "backup.yml"
 
@@ -328,24 +331,25 @@ def run_offline_failover(prod: Core, backup: Core, other: Core, act: Activation,
     assert_licensed(backup.licence(), bdep, online=False)
     assert_scans_clean(backup)
     assert_activation_failed(act.obtain(key, odep))  # the one slot is the backup's now
-    assert_licensed(prod.licence(), dep, online=False)  # SPEC §8: an offline production keeps its local licence
+    assert_licensed(prod.licence(), dep, online=False)  # offline: keeps its local licence (decisions.md)
 
 
-# The README walkthroughs
+# The walkthroughs of docs/guides/test-double.md and the README's example
 
 
 @dataclass(frozen=True)
 class Command:
     text: str
-    expect: str | None  # the README's `# ...` comment when it states an answer
+    expect: str | None  # the block's `# ...` comment when it states an answer
 
 
 def _is_expectation(comment: str) -> bool:
     return comment.startswith("{") or re.fullmatch(r"\d{3} E_[A-Z_]+ text", comment) is not None
 
 
-def readme_block(heading: str) -> str:
-    text = README.read_text()
+def readme_block(heading: str, page: Path = GUIDE) -> str:
+    """The first `sh` block after `heading` in `page` (the test-double guide unless said)."""
+    text = page.read_text()
     start = text.index(heading)
     begin = text.index("```sh\n", start) + len("```sh\n")
     return text[begin : text.index("```", begin)]
@@ -379,16 +383,16 @@ def parse_block(block: str) -> list[Command]:
     return commands
 
 
-def readme_serve_flags() -> list[str]:
-    """The flags of the walkthrough's `mockcore serve ... &` line."""
-    first = parse_block(readme_block("## Walkthrough: an online failover with curl"))[0].text
+def readme_serve_flags(heading: str = "## Walkthrough: an online failover with curl", page: Path = GUIDE) -> list[str]:
+    """The flags of the block's first line, `mockcore serve ... &`."""
+    first = parse_block(readme_block(heading, page))[0].text
     words = shlex.split(first)
     assert words[:2] == ["mockcore", "serve"] and words[-1] == "&", first
     return words[2:-1]
 
 
-def walkthrough(heading: str) -> list[Command]:
-    commands = parse_block(readme_block(heading))
+def walkthrough(heading: str, page: Path = GUIDE) -> list[Command]:
+    commands = parse_block(readme_block(heading, page))
     return [c for c in commands if not c.text.startswith("mockcore serve")]
 
 
@@ -415,12 +419,11 @@ def _expectation_problem(expect: str, output: str) -> str | None:
 
 
 def run_walkthrough(server: MockcoreProcess, commands: list[Command], workdir: Path) -> list[str]:
-    """Run the commands in one bash, the README's fixed URLs replaced by the served ones; return the problems."""
-    urls = {
-        "http://127.0.0.1:8008": server.instances["prod"],
-        "http://127.0.0.1:8010": server.instances["backup"],
-        "http://127.0.0.1:8009": server.activation_url,
-    }
+    """Run the commands in one bash, the documented fixed URLs replaced by the served ones; return the problems."""
+    first = server.instances.get("prod") or next(iter(server.instances.values()))
+    urls = {"http://127.0.0.1:8008": first, "http://127.0.0.1:8009": server.activation_url}
+    if "backup" in server.instances:
+        urls["http://127.0.0.1:8010"] = server.instances["backup"]
     lines = []
     for command in commands:
         text = command.text
@@ -447,7 +450,7 @@ def run_walkthrough(server: MockcoreProcess, commands: list[Command], workdir: P
 
 
 def _three_free_ports() -> int:
-    """P such that P, P+1 and P+2 are free (for the README's "skipping taken ports" rule)."""
+    """P such that P, P+1 and P+2 are free (for the guide's "skipping taken ports" rule)."""
     for _ in range(100):
         port = free_port()
         if port + 2 > 65535:
@@ -492,6 +495,7 @@ def pool(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pool]:
     overrides.write_text(OVERRIDES_YAML)
     b_port, first_port = free_port(), _three_free_ports()
     readme_flags = readme_serve_flags()
+    example_flags = readme_serve_flags(EXAMPLE, README)
     specs: dict[str, list[str]] = {
         "flags": [
             *("--instance", "a", "--instance", f"b={b_port}"),
@@ -535,6 +539,7 @@ def pool(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pool]:
         "walkthrough_online": readme_flags,
         "walkthrough_offline": readme_flags,
         "walkthrough_sequence": readme_flags,
+        "readme_example": example_flags,
     }
     servers = {name: MockcoreProcess(workdir / name, args) for name, args in specs.items()}
     before = datetime.now(UTC).date()
@@ -657,7 +662,7 @@ def test_seed_changes_deployment_ids_default_key_and_apikey(pool: Pool) -> None:
 
 
 def test_instances_follow_the_first_port_skipping_taken_ones(pool: Pool) -> None:
-    # README: "--instance a --instance b is 8008 and 8010, as 8009 is the activation server's"
+    # docs/guides/test-double.md: "--instance a --instance b is 8008 and 8010, as 8009 is the activation server's"
     specs = [InstanceSpec("prod", None), InstanceSpec("backup", None)]
     assert assign_ports(specs, 8008, 8009) == {"prod": 8008, "backup": 8010}
     server, port = pool["ports"], pool.first_port
@@ -864,7 +869,7 @@ def test_signal_stops_cleanly(pool: Pool, signum: signal.Signals) -> None:
     assert exited.stdout == server.ready_text, exited.stdout  # the one JSON line, nothing else
 
 
-# 6. The README walkthroughs, as written
+# 6. The walkthroughs of docs/guides/test-double.md and the README's example, as written
 
 
 ONLINE = "## Walkthrough: an online failover with curl"
@@ -894,3 +899,51 @@ def test_readme_offline_walkthrough_on_a_fresh_fleet(pool: Pool, tmp_path: Path)
 def test_readme_walkthroughs_in_sequence_as_written(pool: Pool, tmp_path: Path) -> None:
     server = pool["walkthrough_sequence"]
     assert run_walkthrough(server, walkthrough(ONLINE) + walkthrough(OFFLINE), tmp_path) == []
+
+
+def test_readme_example_as_written(pool: Pool, tmp_path: Path) -> None:
+    """The README's 30-second example, on a `mockcore serve` with its flags (none: the defaults)."""
+    server = pool["readme_example"]
+    assert readme_serve_flags(EXAMPLE, README) == []
+    commands = walkthrough(EXAMPLE, README)
+    assert sum(c.expect is not None for c in commands) >= 4, commands
+    assert run_walkthrough(server, commands, tmp_path) == []
+    deployment = core(server, "core").deployment()
+    assert core(server, "core").licence() == {"deployment": deployment, "deployment_id": deployment}  # reset
+
+
+# 7. What the guide says about `mockcore serve`
+
+
+def _serve_section() -> str:
+    text = GUIDE.read_text()
+    start = text.index("## `mockcore serve`")
+    return text[start : text.index("\n## ", start + 1)]
+
+
+def test_the_guides_ready_line_is_what_seed_0_prints(pool: Pool) -> None:
+    section = _serve_section()
+    begin = section.index("```json\n") + len("```json\n")
+    documented = json.loads(section[begin : section.index("```", begin)])
+    served = pool["seed0"].ready
+    assert set(documented) == set(served), (documented, served)
+    assert list(documented["instances"]) == list(served["instances"]) == ["core"]
+    assert documented["instances"]["core"] == "http://127.0.0.1:8008"
+    assert documented["activation_server"] == "http://127.0.0.1:8009"
+    assert documented["apikey"] == served["apikey"] == SEED0_APIKEY
+    assert [(k["key"], k["slots"]) for k in documented["keys"]] == [(k["key"], k["slots"]) for k in served["keys"]]
+    assert EXPIRATION_RE.fullmatch(documented["keys"][0]["expires"]), documented
+
+
+def test_the_guides_flag_table_lists_every_option_of_serve() -> None:
+    import click
+
+    from mockcore.cli import main
+
+    serve = main.commands["serve"]
+    options = {
+        name for param in serve.params if isinstance(param, click.Option) for name in param.opts if name != "--help"
+    }
+    rows = [line for line in _serve_section().splitlines() if line.startswith("| `")]
+    documented = {flag for row in rows for flag in re.findall(r"(--[a-z][a-z-]*)", row.split("|")[1])}
+    assert documented == options, documented ^ options

@@ -1,6 +1,7 @@
 """The client harness (`contracts.client`): the correct Python and shell clients pass, every buggy client fails with a
 report naming its bug, a client that breaks the adapter protocol gets a clear report (not a traceback), the relay
-loses exactly the armed answer, the CLI's exit codes, the pytest fixture, and the README's walkthrough as written.
+loses exactly the armed answer, the CLI's exit codes, the pytest fixture, and the walkthrough of
+docs/guides/validating-a-client.md as written.
 
 The harness speaks real HTTP to a mock fleet served in-process (`MockFleet`, one per module); the CLI walkthrough
 starts its own `mockcore serve`. Buggy clients run the drills only (deterministic, and each bug is caught there);
@@ -36,7 +37,7 @@ from examples.clients.python_client.adapter import Adapter
 from mockcore import MockFleet
 
 ROOT = Path(__file__).resolve().parent.parent
-README = ROOT / "README.md"
+GUIDE = ROOT / "docs" / "guides" / "validating-a-client.md"
 SHELL_CLIENT = str(ROOT / "examples" / "clients" / "shell_client" / "client.sh")
 DRILLS_ONLY = HarnessSettings(examples=0)
 
@@ -193,7 +194,7 @@ def test_a_hanging_command_is_killed_and_reported() -> None:
 
 
 def test_the_wire_format_request(mock: MockFleet, tmp_path: Path) -> None:
-    """What a command receives on stdin, exactly as the README documents it."""
+    """What a command receives on stdin, exactly as docs/guides/validating-a-client.md documents it."""
     script = tmp_path / "echo.sh"
     script.write_text(f'cat > {tmp_path}/request.json; echo \'{{"ok": false, "status": null, "error": "x"}}\'\n')
     client = CommandClient(f"sh {script}")
@@ -341,14 +342,14 @@ def test_a_python_client_that_hangs_is_reported() -> None:
     assert result.outcome is None and result.problem == "nominate did not return within 0.2 s"
 
 
-# The README walkthrough, as written
+# The guide's walkthrough, as written
 
 
 def walkthrough_commands() -> list[tuple[str, int, str]]:
     """(command, exit status, expected text) for each line of the walkthrough's sh block."""
-    text = README.read_text()
-    start = text.index("## Validating a client")
-    block_start = text.index("```sh\n", text.index("### Walkthrough", start)) + len("```sh\n")
+    text = GUIDE.read_text()
+    start = text.index("# Validating a client")
+    block_start = text.index("```sh\n", text.index("## Walkthrough", start)) + len("```sh\n")
     block = text[block_start : text.index("```", block_start)].replace("\\\n", " ")
     commands = []
     for line in block.splitlines():
@@ -358,7 +359,7 @@ def walkthrough_commands() -> list[tuple[str, int, str]]:
     return commands
 
 
-def test_the_readme_walkthrough_runs_as_written() -> None:
+def test_the_guides_walkthrough_runs_as_written() -> None:
     commands = walkthrough_commands()
     assert len(commands) >= 5
     problems = []

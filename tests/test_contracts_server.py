@@ -295,10 +295,10 @@ def test_pytest_entry_point(tmp_path: Path, fleet3: MockFleet, faulty_served: st
     assert "FAILED: rule `register-online.production-on-key` is broken" in failed.stdout
 
 
-def test_readme_quick_start_runs(tmp_path: Path) -> None:
-    """The README's two lines, on free ports instead of 8008/8009 (the only change)."""
-    readme = (Path(__file__).parents[1] / "README.md").read_text()
-    section = readme.split("## Checking a server: the contract suite", 1)[1]
+def test_guides_quick_start_runs(tmp_path: Path) -> None:
+    """The two lines of docs/guides/checking-a-server.md, on free ports instead of 8008/8009 (the only change)."""
+    guide = (Path(__file__).parents[1] / "docs" / "guides" / "checking-a-server.md").read_text()
+    section = guide.split("\n## Quick start\n", 1)[1]
     block = section.split("```sh\n", 1)[1].split("```", 1)[0]
     serve_line, suite_line = block.strip().splitlines()
     assert serve_line.startswith("mockcore serve ") and serve_line.endswith(" &")

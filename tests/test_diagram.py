@@ -1,5 +1,5 @@
 """The state diagram is drawn from the state machine's own table: it says what TRANSITIONS says, changes when the
-table changes, and the README shows exactly what `mockcore diagram` prints."""
+table changes, and docs/guides/demos-and-dashboard.md shows exactly what `mockcore diagram` prints."""
 
 from __future__ import annotations
 
@@ -156,23 +156,27 @@ def test_cli_prints_mermaid_by_default_and_writes_svg(tmp_path: Path) -> None:
     assert bad.exit_code == 2 and "dot" in bad.output
 
 
-def _readme_section() -> str:
-    text = (ROOT / "README.md").read_text()
-    start = text.index("## Demos, dashboard and the state diagram")
-    end = text.index("\n## ", start + 1)
-    return text[start:end]
+GUIDE = ROOT / "docs" / "guides" / "demos-and-dashboard.md"
 
 
-def test_the_readme_shows_what_mockcore_diagram_prints() -> None:
-    blocks = re.findall(r"```mermaid\n(.*?)```", _readme_section(), flags=re.DOTALL)
+def _guide_section(heading: str) -> str:
+    text = GUIDE.read_text()
+    start = text.index(f"\n{heading}\n")
+    end = text.find("\n## ", start + 1)
+    return text[start : end if end != -1 else len(text)]
+
+
+def test_the_guide_shows_what_mockcore_diagram_prints() -> None:
+    blocks = re.findall(r"```mermaid\n(.*?)```", GUIDE.read_text(), flags=re.DOTALL)
+    assert re.findall(r"```mermaid\n(.*?)```", _guide_section("## The state diagram"), flags=re.DOTALL) == blocks
     assert len(blocks) == 1
     printed = CliRunner().invoke(main, ["diagram"]).output
     assert blocks[0] == printed
 
 
-def test_the_readme_shows_the_dashboard_screenshot() -> None:
-    section = _readme_section()
-    assert "![" in section and "(docs/dashboard.png)" in section
+def test_the_guide_shows_the_dashboard_screenshot() -> None:
+    section = _guide_section("## Dashboard")
+    assert "![" in section and "(../dashboard.png)" in section  # docs/dashboard.png, from docs/guides/
     assert "mockcore screenshot docs/dashboard.png" in section
     data = (ROOT / "docs" / "dashboard.png").read_bytes()
     assert data[:8] == b"\x89PNG\r\n\x1a\n"

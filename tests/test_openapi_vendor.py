@@ -70,12 +70,12 @@ CONFLICTS = (
         "UnlicensedInformation",
         "",
         "missing",
-        "vendor conflict: an unlicensed instance answers its id as `deployment` and `deployment_id` (5.x scripts and v4 "
-        "docs), not the licensed fields",
+        "vendor conflict: an unlicensed instance answers its id as `deployment` and `deployment_id` (5.x scripts "
+        "and v4 docs), not the licensed fields",
     ),
 )
-# The other two vendor conflicts of docs/decisions.md are not allowances but rules both documents already agree on; they are enforced by
-# `test_success_is_a_boolean_or_a_sentence_as_documented` and `test_login_failure_is_403`.
+# The other two vendor conflicts of docs/decisions.md are not allowances but rules both documents already agree on;
+# they are enforced by `test_success_is_a_boolean_or_a_sentence_as_documented` and `test_login_failure_is_403`.
 
 
 @dataclass(frozen=True)
@@ -407,7 +407,7 @@ def test_the_vendor_extract_is_a_valid_openapi_document(vendor: dict[str, Any]) 
     _spec_validator()(vendor)
 
 
-def test_contract_is_compatible_with_the_vendor_but_for_the_documented_conflicts(vendor: dict[str, Any], ours: dict[str, Any]) -> None:
+def test_contract_agrees_with_the_vendor_but_for_known_conflicts(vendor: dict[str, Any], ours: dict[str, Any]) -> None:
     found = compare(vendor, ours)
     unexplained = [str(item) for item in found if item.allowed_by() is None]
     assert not unexplained, "\n".join(unexplained)

@@ -618,12 +618,12 @@ def test_reset_put_state_and_the_clock_survive_kill_9(processes: list[MockcorePr
     check_slot_accounting(put)
 
 
-# The README's example
+# The example of docs/guides/test-double.md
 
 
-def test_readme_persistence_example_runs(tmp_path: Path) -> None:
-    text = (ROOT / "README.md").read_text()
-    section = text[text.index("## Persistence") :]
+def test_guides_persistence_example_runs(tmp_path: Path) -> None:
+    text = (ROOT / "docs" / "guides" / "test-double.md").read_text()
+    section = text[text.index("\n## Persistence\n") :]
     start = section.index("```sh\n") + len("```sh\n")
     block = section[start : section.index("```", start)]
     port, activation_port = free_port(), free_port()

@@ -522,23 +522,37 @@ def test_overrides_change_the_answers(tmp_path: Path) -> None:
         assert (refused.status_code, refused.json()) == (409, {"err": "Not a backup"})
 
 
-# The README's examples, as written
+# The examples of docs/guides/test-double.md and the README, as written
 
 
-def _readme_examples() -> list[str]:
-    text = (ROOT / "README.md").read_text()
-    section = text.split("\n## pytest plugin and in-process server\n", 1)[1].split("\n## ", 1)[0]
-    return re.findall(r"```python\n(.*?)```", section, re.DOTALL)
+GUIDE = ROOT / "docs" / "guides" / "test-double.md"
 
 
-def test_the_readme_in_process_example_runs() -> None:
-    example = _readme_examples()[0]
+def _section(text: str, heading: str) -> str:
+    return text.split(f"\n{heading}\n", 1)[1].split("\n## ", 1)[0]
+
+
+def _guide_examples() -> list[str]:
+    """The python blocks of the guide's `In-process server` and `pytest plugin` sections, in order."""
+    text = GUIDE.read_text()
+    sections = _section(text, "## In-process server") + _section(text, "## pytest plugin")
+    return re.findall(r"```python\n(.*?)```", sections, re.DOTALL)
+
+
+def test_the_guides_in_process_example_runs() -> None:
+    example = _guide_examples()[0]
     assert "MockFleet(" in example
-    exec(compile(example, "README.md", "exec"), {})
+    exec(compile(example, str(GUIDE), "exec"), {})
 
 
-def test_the_readme_plugin_examples_run(tmp_path: Path) -> None:
-    tests, conftest = _readme_examples()[1:3]
+def test_the_readmes_in_process_example_runs() -> None:
+    examples = re.findall(r"```python\n(.*?)```", (ROOT / "README.md").read_text(), re.DOTALL)
+    assert len(examples) == 1 and "MockFleet(" in examples[0]
+    exec(compile(examples[0], "README.md", "exec"), {})
+
+
+def test_the_guides_plugin_examples_run(tmp_path: Path) -> None:
+    tests, conftest = _guide_examples()[1:3]
     assert tests.startswith("# test_licences.py") and conftest.startswith("# conftest.py")
     (tmp_path / "plain").mkdir()
     (tmp_path / "plain" / "test_licences.py").write_text(tests)
