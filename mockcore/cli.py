@@ -18,12 +18,11 @@ from typing import Any
 import click
 
 from mockcore import __version__
-from mockcore.activation import format_expiration
-from mockcore.fleet import Fleet, FleetConfig, KeySpec
-from mockcore.identity import ACTIVATION_KEY_RE, is_valid_apikey
+from mockcore.config import ConfigError, parse_fleet
+from mockcore.fleet import Fleet
 from mockcore.journal import DEFAULT_CAP as DEFAULT_JOURNAL_CAP
 from mockcore.journal import MAX_CAP as MAX_JOURNAL_CAP
-from mockcore.overrides import OverridesError, load_overrides
+from mockcore.lifecycle import format_expiration
 from mockcore.persistence import StateFileError, StateStore
 from mockcore.server import ACTIVATION, FleetServer, ServeOptions
 from mockcore.tls import TlsFiles, make_throwaway_ca
@@ -49,19 +48,8 @@ def parse_instance(text: str) -> InstanceSpec:
     return InstanceSpec(match[1], port)
 
 
-def parse_key(text: str) -> KeySpec:
-    key, *rest = text.split(":")
-    if not ACTIVATION_KEY_RE.fullmatch(key):
-        raise click.BadParameter(
-            f"{key!r}: an activation key is seven groups of four letters or digits joined by '-'", param_hint="--key"
-        )
-    if len(rest) > 2 or not all(part.isdigit() for part in rest):
-        raise click.BadParameter(f"{text!r}: expected KEY[:SLOTS[:DAYS]] with whole numbers", param_hint="--key")
-    slots = int(rest[0]) if rest else 1
-    days = int(rest[1]) if len(rest) > 1 else 365
-    if not 0 <= slots <= 100_000 or not 0 <= days <= 36_500:
-        raise click.BadParameter(f"{text!r}: SLOTS 0-100000, DAYS 0-36500", param_hint="--key")
-    return KeySpec(key, slots, days)
+# The flag of each configuration option (mockcore.config.ConfigError.option).
+FLAGS = {"instances": "--instance", "keys": "--key", "apikey": "--apikey", "admin": "--admin"}
 
 
 def assign_ports(specs: list[InstanceSpec], first_port: int, activation_port: int) -> dict[str, int]:
@@ -106,12 +94,12 @@ def _remove_throwaway_ca(tls: TlsFiles | None) -> None:
 def ready_document(server: FleetServer, fleet: Fleet, tls: TlsFiles | None) -> dict[str, Any]:
     urls = server.urls()
     doc: dict[str, Any] = {
-        "instances": {name: urls[name] for name in fleet.instances},
+        "instances": {name: urls[name] for name in fleet.names},
         "activation_server": urls[ACTIVATION],
         "apikey": fleet.config.resolved_apikey,
         "keys": [
             {"key": k.key, "slots": k.slots, "expires": format_expiration(k.terms.expires)}
-            for k in fleet.activation.keys.values()
+            for k in fleet.activation_keys()
         ],
     }
     if tls is not None and tls.ca_cert is not None:
@@ -237,35 +225,21 @@ def serve(
 ) -> None:
     """Run a fleet until SIGINT or SIGTERM."""
     specs = [parse_instance(text) for text in instances] or [InstanceSpec("core", None)]
-    names = [s.name for s in specs]
-    if len(set(names)) != len(names):
-        raise click.UsageError("instance names must be unique")
-    key_specs = tuple(parse_key(text) for text in keys) or (KeySpec(),)
-    if len({k.key for k in key_specs}) != len(key_specs):
-        raise click.UsageError("activation keys must be unique")
-    if apikey is not None and not is_valid_apikey(apikey):
-        raise click.BadParameter(
-            "36 chars of 0-9a-f, at least 10 letters and 10 digits, no more than 3 letters or 3 digits in a row",
-            param_hint="--apikey",
-        )
-    user, sep, password = admin.partition(":")
-    if not sep or not user or not password:
-        raise click.BadParameter("expected USER:PASSWORD", param_hint="--admin")
     try:
-        loaded = load_overrides(overrides) if overrides is not None else None
-    except OverridesError as exc:
-        raise click.UsageError(f"--overrides: {exc}") from exc
-
-    config = FleetConfig(
-        instances=tuple(names),
-        keys=key_specs,
-        seed=seed,
-        apikey=apikey,
-        admin_user=user,
-        admin_password=password,
-        **({"version": loaded.version} if loaded and loaded.version else {}),
-    )
-    fleet = Fleet(config, catalogue=loaded.catalogue() if loaded else None, journal_cap=journal_cap)
+        setup = parse_fleet(
+            [s.name for s in specs],
+            keys or None,
+            seed=seed,
+            apikey=apikey,
+            admin=admin,
+            overrides=overrides,
+            journal_cap=journal_cap,
+        )
+    except ConfigError as exc:
+        if exc.option == "overrides":
+            raise click.UsageError(f"--overrides: {exc}") from exc
+        raise click.BadParameter(str(exc), param_hint=FLAGS.get(exc.option)) from exc
+    fleet = Fleet.build(setup)
     if tls_cert is not None and tls is None:
         tls = "all"
     tls_files = _tls_files(tls, tls_cert, tls_key, host)
@@ -281,7 +255,6 @@ def serve(
         core_tls=tls_files if tls == "all" else None,
         activation_tls=tls_files,
         control_token=control_token or None,
-        on_change=store.save if store is not None else None,
     )
     server = FleetServer(fleet, options)
     try:
@@ -477,3 +450,7 @@ def screenshot(output: Path, chromium: Path) -> None:
     except ScreenshotError as exc:
         raise click.ClickException(str(exc)) from exc
     click.echo(str(output))
+
+
+if __name__ == "__main__":
+    main()

@@ -31,11 +31,20 @@ class FleetClock:
     def frozen(self) -> bool:
         return self._frozen_at is not None
 
+    @staticmethod
+    def check(moment: datetime | None) -> datetime | None:
+        """`moment` in UTC (naive means UTC), or ClockOutOfRange past the calendar's ends."""
+        if moment is None:
+            return None
+        if moment.tzinfo is None:
+            moment = moment.replace(tzinfo=UTC)
+        if not EARLIEST <= moment <= LATEST:  # compared before converting: a moment near year 9999 cannot be
+            raise ClockOutOfRange(f"the clock stays between {EARLIEST.isoformat()} and {LATEST.isoformat()}")
+        return moment.astimezone(UTC)
+
     def set(self, moment: datetime) -> None:
         """Move the clock to `moment` (naive means UTC); the fleet's dates are UTC dates."""
-        moment = moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
-        if not EARLIEST <= moment <= LATEST:
-            raise ClockOutOfRange(f"the clock stays between {EARLIEST.isoformat()} and {LATEST.isoformat()}")
+        moment = self.check(moment) or moment
         if self._frozen_at is not None:
             self._frozen_at = moment
         else:

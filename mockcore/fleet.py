@@ -1,71 +1,48 @@
-"""A fleet: Core instances, one activation server, one clock and one lock.
+"""A fleet: Core instances, one activation server, one clock and one lock, and the only way into any of them.
 
-Every operation takes the lock, refreshes the instance against the activation server (SPEC §8: an online
-instance consults it on each request), checks the transition table, then the semantic rules, and only then
-changes anything: a refused operation changes nothing.
+Every licence operation is the same four steps, written once in `_operate`: take the lock, see each instance as
+its next request would (an online licence whose slot is gone is lost), ask mockcore.rules for the decision, and
+apply it; a refused operation changes nothing. Every committed change is told to the listeners (persistence)
+before the caller gets its answer. Readers get values (licences, keys, views), never the fleet's own objects.
 """
 
 from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
 
-from mockcore import snapshot
+from mockcore import snapshot, view
 from mockcore.accounts import Accounts, User
-from mockcore.activation import (
-    ActivationKey,
-    ActivationRefused,
-    ActivationServer,
-    InvalidLicenceFile,
-    LicenceFile,
-    format_expiration,
-)
+from mockcore.activation import ActivationServer, InvalidLicenceFile
 from mockcore.catalogue import Catalogue, ErrorCode, LicenceError
 from mockcore.clock import FleetClock
+from mockcore.config import DEFAULT_VERSION, FleetConfig, FleetSetup, KeySpec
 from mockcore.faults import FaultRule, Faults
-from mockcore.identity import activation_key, apikey, deployment_id, licence_secret, scan_id
+from mockcore.identity import deployment_id, licence_secret, scan_id
 from mockcore.journal import DEFAULT_CAP as DEFAULT_JOURNAL_CAP
-from mockcore.journal import Journal
-from mockcore.lifecycle import Licence, LicenceState, LicenceTerms, Operation, allowed
+from mockcore.journal import Journal, JournalEntry
+from mockcore.lifecycle import ActivationKey, Licence, LicenceFile, LicenceState, LicenceTerms
+from mockcore.rules import RULES, Decision, Facts, LicenceRules
 from mockcore.scanning import Progression, Scanning
 
-DEFAULT_VERSION = "5.6.1"
+__all__ = ["DEFAULT_VERSION", "ClockReading", "Fleet", "FleetConfig", "KeySpec"]
+
+Listener = Callable[[], None]
 
 
 @dataclass(frozen=True)
-class KeySpec:
-    key: str | None = None  # None: derived from the seed
-    slots: int = 1
-    days: int = 365
-
-
-@dataclass(frozen=True)
-class FleetConfig:
-    instances: tuple[str, ...] = ("core",)
-    keys: tuple[KeySpec, ...] = (KeySpec(),)
-    seed: str = "0"
-    apikey: str | None = None  # None: derived from the seed
-    admin_user: str = "admin"
-    admin_password: str = "admin"
-    version: str = DEFAULT_VERSION
-
-    @property
-    def resolved_apikey(self) -> str:
-        return self.apikey or apikey(self.seed)
-
-    def resolved_keys(self) -> list[KeySpec]:
-        return [
-            KeySpec(spec.key or activation_key(self.seed, index), spec.slots, spec.days)
-            for index, spec in enumerate(self.keys)
-        ]
+class ClockReading:
+    now: datetime
+    frozen: bool
 
 
 @dataclass
-class Instance:
-    name: str
+class _Instance:
     deployment: str
     accounts: Accounts
     licence: Licence = field(default_factory=Licence)
@@ -75,306 +52,430 @@ class Instance:
 class Fleet:
     def __init__(
         self,
-        config: FleetConfig,
+        config: FleetConfig | None = None,
         clock: FleetClock | None = None,
         catalogue: Catalogue | None = None,
         journal_cap: int = DEFAULT_JOURNAL_CAP,
+        rules: LicenceRules = RULES,
     ) -> None:
-        self.config = config
-        self.clock = clock or FleetClock()
+        self.config = config or FleetConfig()
         self.catalogue = catalogue or Catalogue()
-        self.lock = threading.RLock()
-        self.faults = Faults()
-        self.journal = Journal(journal_cap)
-        self.progression = Progression()
+        self._rules = rules
+        self._clock = clock or FleetClock()
+        self._lock = threading.RLock()
+        self._faults = Faults()
+        self._journal = Journal(journal_cap)
+        self._progression = Progression()
+        self._listeners: list[Listener] = []
+        self._batching = 0
+        self._revision = 0
         self._initialise()
+
+    @classmethod
+    def build(cls, setup: FleetSetup, *, rules: LicenceRules = RULES, clock: FleetClock | None = None) -> Fleet:
+        """The fleet a parsed configuration describes (mockcore.config.parse_fleet): the CLI's and MockFleet's."""
+        return cls(setup.config, clock, setup.catalogue, setup.journal_cap, rules)
 
     def _initialise(self) -> None:
         """The start state: fresh instances, fresh keys expiring relative to the clock's now."""
-        self.started = self.clock.now()
-        self.activation = ActivationServer(
+        self._started = self._clock.now()
+        self._activation = ActivationServer(
             [
-                ActivationKey(LicenceTerms(spec.key or "", self.started.date() + timedelta(days=spec.days)), spec.slots)
+                ActivationKey(
+                    LicenceTerms(spec.key or "", self._started.date() + timedelta(days=spec.days)), spec.slots
+                )
                 for spec in self.config.resolved_keys()
             ],
             licence_secret(self.config.seed),
         )
-        self.instances: dict[str, Instance] = {
-            name: Instance(name, deployment_id(self.config.seed, name), self._fresh_accounts())
+        self._instances: dict[str, _Instance] = {
+            name: _Instance(deployment_id(self.config.seed, name), self._fresh_accounts())
             for name in self.config.instances
         }
 
     def _fresh_accounts(self) -> Accounts:
         return Accounts(self.config.admin_user, self.config.admin_password, self.config.resolved_apikey)
 
+    # Committed changes and their listeners
+
+    def subscribe(self, listener: Listener) -> None:
+        """Call `listener` under the lock after every committed change, before the change is answered (an
+        exception it raises reaches the caller). Persistence writes the fleet through here."""
+        with self._lock:
+            self._listeners.append(listener)
+
+    def unsubscribe(self, listener: Listener) -> None:
+        with self._lock:
+            if listener in self._listeners:
+                self._listeners.remove(listener)
+
+    @property
+    def revision(self) -> int:
+        """How many changes the fleet has committed; a listener compares it to skip a save of nothing."""
+        return self._revision
+
+    def _commit(self) -> None:
+        self._revision += 1
+        if not self._batching:
+            for listener in list(self._listeners):
+                listener()
+
+    @contextmanager
+    def batch(self) -> Iterator[None]:
+        """Several changes as one: on an exception the fleet is restored as it was (clock included), and the
+        listeners hear of the changes once, at the end."""
+        with self._lock:
+            before = self.dump()
+            self._batching += 1
+            try:
+                yield
+            except BaseException:
+                self._restore(before)
+                raise
+            finally:
+                self._batching -= 1
+            self._commit()
+
+    # The whole state
+
     def reset(self) -> None:
         """Back to the start state, atomically: clock, fault rules, journal and progression included."""
-        with self.lock:
-            self.clock.reset()
-            self.faults.clear()
-            self.journal.clear()
-            self.progression = Progression()
+        with self._lock:
+            self._clock.reset()
+            self._faults.clear()
+            self._journal.clear()
+            self._progression = Progression()
             self._initialise()
-
-    def _call_activation_server(self, path: str) -> FaultRule | None:
-        """An online operation calls the activation server in-process, so its fault rules apply (SPEC §1). Called
-        BEFORE the fleet lock is taken: a delay rule slows this request only, never the rest of the fleet. The
-        rule that fired is judged under the lock by `_unreachable`, after the state rule."""
-        rule = self.faults.fire("activation", None, "GET", path)
-        if rule is not None and rule.delay:
-            time.sleep(rule.delay)
-        return rule
-
-    @staticmethod
-    def _unreachable(rule: FaultRule | None) -> None:
-        if rule is not None and (rule.drop or rule.status is not None):
-            raise LicenceError(ErrorCode.ACTIVATION_UNREACHABLE)
+            self._commit()
 
     def dump(self) -> dict[str, Any]:
         """The whole fleet as a JSON-ready document (see mockcore.snapshot)."""
-        with self.lock:
-            return snapshot.dump_fleet(self)
+        with self._lock:
+            return snapshot.dump_fleet(
+                self._clock.now(),
+                self._clock.frozen,
+                self._started,
+                self._activation.keys.values(),
+                {
+                    name: snapshot.dump_instance(inst.deployment, inst.licence, inst.accounts, inst.scanning)
+                    for name, inst in self._instances.items()
+                },
+            )
+
+    def committed(self) -> tuple[int, dict[str, Any]]:
+        """The revision and the document, read together."""
+        with self._lock:
+            return self._revision, self.dump()
 
     def load(self, document: object) -> None:
         """Replace the whole fleet with a document; an invalid one raises InvalidSnapshot and changes nothing."""
-        with self.lock:
-            loaded = snapshot.parse_fleet(document, self.config)
-            self.clock.restore(loaded.now, loaded.frozen)
-            self.started = loaded.started
-            self.activation = ActivationServer(loaded.keys, licence_secret(self.config.seed))
-            self.instances = {
-                name: Instance(name, state.deployment, state.accounts, state.licence, state.scanning)
-                for name, state in loaded.instances.items()
-            }
+        with self._lock:
+            self._restore(document)
+            self._commit()
 
-    # Helpers
+    def _restore(self, document: object) -> None:
+        loaded = snapshot.parse_fleet(document, self.config)
+        self._clock.restore(loaded.now, loaded.frozen)
+        self._started = loaded.started
+        self._activation = ActivationServer(loaded.keys, licence_secret(self.config.seed))
+        self._instances = {
+            name: _Instance(state.deployment, state.accounts, state.licence, state.scanning)
+            for name, state in loaded.instances.items()
+        }
+
+    # Reads
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        return self.config.instances
+
+    @property
+    def started(self) -> datetime:
+        """When the fleet was last reset (keys expire relative to it)."""
+        return self._started
+
+    def now(self) -> datetime:
+        return self._clock.now()
 
     def today(self) -> date:
-        return self.clock.now().date()
+        return self._clock.now().date()
 
-    def instance(self, name: str) -> Instance:
-        """The instance, refreshed: an online licence whose slot is gone at the activation server is lost."""
-        inst = self.instances[name]
-        lic = inst.licence
-        if (
-            lic.state is LicenceState.ACTIVE
-            and lic.online
-            and lic.key is not None
-            and not self.activation.holds_slot(lic.key, inst.deployment)
-        ):
-            inst.licence = lic.lost_slot()
-        inst.scanning.observe_licence(inst.licence.state is not LicenceState.UNLICENSED, self.clock.now())
+    def deployments(self) -> dict[str, str]:
+        """Instance name -> deployment id (stable for a name and seed)."""
+        with self._lock:
+            return {name: inst.deployment for name, inst in self._instances.items()}
+
+    def activation_keys(self) -> tuple[ActivationKey, ...]:
+        """The activation server's keys as values: terms, slots and holders."""
+        with self._lock:
+            return tuple(self._activation.keys.values())
+
+    def slot_holders(self) -> dict[str, list[str]]:
+        with self._lock:
+            return {k: list(v.holders) for k, v in self._activation.keys.items()}
+
+    def licences(self) -> dict[str, Licence]:
+        """Instance name -> licence as each instance's next request sees it."""
+        with self._lock:
+            return {name: self._seen(name).licence for name in self._instances}
+
+    def states(self) -> dict[str, LicenceState]:
+        return {name: licence.state for name, licence in self.licences().items()}
+
+    def view(self) -> dict[str, Any]:
+        """The fleet as people look at it (mockcore.view): what the dashboard and the demos show."""
+        with self._lock:
+            facts = self._facts()
+            return view.fleet_view(
+                ClockReading(facts.now, self._clock.frozen),
+                facts,
+                {name: (inst.deployment, inst.licence) for name, inst in self._instances.items()},
+                self._rules,
+            )
+
+    # The clock
+
+    def clock(self) -> ClockReading:
+        return ClockReading(self._clock.now(), self._clock.frozen)
+
+    def set_clock(self, now: datetime | None = None, frozen: bool | None = None) -> ClockReading:
+        """Freeze or unfreeze (when `frozen` is given), then move to `now` (when given); ClockOutOfRange (a
+        ValueError) past the calendar's ends, and then nothing changes."""
+        with self._lock:
+            self._clock.check(now)
+            if frozen is True:
+                self._clock.freeze()
+            elif frozen is False:
+                self._clock.unfreeze()
+            if now is not None:
+                self._clock.set(now)
+            self._commit()
+            return self.clock()
+
+    def advance_clock(self, delta: timedelta) -> ClockReading:
+        with self._lock:
+            self._clock.advance(delta)
+            self._commit()
+            return self.clock()
+
+    def freeze_clock(self) -> ClockReading:
+        return self.set_clock(frozen=True)
+
+    def unfreeze_clock(self) -> ClockReading:
+        return self.set_clock(frozen=False)
+
+    # Fault rules, the journal, progression (not part of the state document)
+
+    def fault_rules(self) -> list[FaultRule]:
+        return self._faults.rules()
+
+    def add_fault(self, document: object) -> FaultRule:
+        """A rule from its JSON document; InvalidFault when it is malformed."""
+        return self._faults.add(document)
+
+    def remove_fault(self, rule_id: str) -> bool:
+        return self._faults.remove(rule_id)
+
+    def clear_faults(self) -> None:
+        self._faults.clear()
+
+    def fire_fault(self, face: str, instance: str | None, method: str, path: str) -> FaultRule | None:
+        """The fault rule that fires for this request, counted (the middleware and online operations ask)."""
+        return self._faults.fire(face, instance, method, path)
+
+    @property
+    def journal_cap(self) -> int:
+        return self._journal.cap
+
+    def set_journal_cap(self, cap: int) -> None:
+        self._journal.set_cap(cap)
+
+    def record(self, entry: JournalEntry) -> None:
+        self._journal.record(entry)
+
+    def journal(self, **filters: Any) -> list[dict[str, Any]]:
+        """Journal entries, oldest first; filters as mockcore.journal.Journal.entries takes them."""
+        return self._journal.entries(**filters)
+
+    def clear_journal(self) -> None:
+        self._journal.clear()
+
+    @property
+    def progression(self) -> Progression:
+        return self._progression
+
+    def set_progression(self, progression: Progression) -> None:
+        with self._lock:
+            self._progression = progression
+
+    # Accounts (docs/behaviour.md, "Authentication and accounts")
+
+    def authenticate(self, name: str, key: str | None, *, required: bool = True) -> User | None:
+        with self._lock:
+            return self._instances[name].accounts.user_for(key, required=required)
+
+    def login(self, name: str, user: object, password: object) -> dict[str, str]:
+        with self._lock:
+            session = self._instances[name].accounts.login(user, password)
+            self._commit()
+            return session
+
+    def logout(self, name: str, key: str) -> None:
+        with self._lock:
+            self._instances[name].accounts.logout(key)
+            self._commit()
+
+    def change_password(self, name: str, user: User, old: object, new: object) -> None:
+        with self._lock:
+            self._instances[name].accounts.change_password(user, old, new)
+            self._commit()
+
+    def set_apikey(self, name: str, caller: User, user_id: int, key: object) -> dict[str, object]:
+        with self._lock:
+            updated = self._instances[name].accounts.set_apikey(caller, user_id, key)
+            self._commit()
+            return updated.public()
+
+    # Licence operations (docs/behaviour.md, "Transitions")
+
+    def _facts(self) -> Facts:
+        return Facts(self._clock.now(), self._activation.keys)
+
+    def _seen(self, name: str) -> _Instance:
+        """The instance as its request sees it: an online licence whose slot is gone is lost (and stays so)."""
+        inst = self._instances[name]
+        inst.licence = self._rules.seen(inst.licence, inst.deployment, self._facts())
+        inst.scanning.observe_licence(inst.licence.licensed, self._clock.now())
         return inst
+
+    def _reachable(self, path: str | None) -> bool:
+        """An online operation calls the activation server in-process, so its fault rules apply. Called BEFORE
+        the lock is taken: a delay rule slows this request only, never the rest of the fleet. Whether the server
+        was reachable is judged by the rules, after the state rule."""
+        if path is None:
+            return True
+        rule = self._faults.fire("activation", None, "GET", path)
+        if rule is not None and rule.delay:
+            time.sleep(rule.delay)
+        return rule is None or not (rule.drop or rule.status is not None)
+
+    def _operate(
+        self, name: str, decide: Callable[[Licence, str, Facts, bool], Decision], calls: str | None = None
+    ) -> None:
+        """Lock, see, decide, apply, commit: every licence operation. `calls`: the activation server path an
+        online operation calls (None: offline)."""
+        reachable = self._reachable(calls)
+        with self._lock:
+            inst = self._seen(name)
+            decision = decide(inst.licence, inst.deployment, self._facts(), reachable)
+            self._activation.apply(decision.slots)
+            inst.licence = decision.licence
+            self._commit()
 
     def _parse_file(self, body: bytes) -> LicenceFile | None:
         """Parse a licence file WITHOUT the lock (YAML parsing of a large body is slow and must not stall the
         fleet); None when it is not a valid file. The signing secret never changes, so no lock is needed."""
         try:
-            return self.activation.parse(body)
+            return self._activation.parse(body)
         except InvalidLicenceFile:
             return None
 
-    def _usable_file(self, parsed: LicenceFile | None) -> LicenceFile:
-        """Under the lock, after the state rule: the parsed file, or E_INVALID_LICENSE (also when expired)."""
-        if parsed is None or self.today() > parsed.terms.expires:
-            raise LicenceError(ErrorCode.INVALID_LICENSE)
-        return parsed
-
-    def _free_online_slot(self, inst: Instance) -> None:
-        """An online licence's slot is freed at the activation server (an offline one stays held, SPEC §8)."""
-        lic = inst.licence
-        if lic.online and lic.key and self.activation.holds_slot(lic.key, inst.deployment):
-            self.activation.release(lic.key, inst.deployment)
-
-    def _release_if_moving(self, inst: Instance, new_key: str) -> None:
-        """Moving an online production to another key frees its old slot (SPEC §8, moving keys)."""
-        if inst.licence.state is LicenceState.ACTIVE and inst.licence.key != new_key:
-            self._free_online_slot(inst)
-
-    # Authentication and accounts
-
-    def authenticate(self, name: str, key: str | None, *, required: bool = True) -> User | None:
-        with self.lock:
-            return self.instances[name].accounts.user_for(key, required=required)
-
-    # Licence operations (SPEC §3)
-
     def activate(self, name: str, key: str, quantity: int) -> None:
-        rule = self._call_activation_server("/activation")
-        with self.lock:
-            inst = self.instance(name)
-            allowed(Operation.ACTIVATE, inst.licence.state)
-            self._unreachable(rule)
-            try:
-                licence = self.activation.obtain(key, inst.deployment, quantity, self.clock.now())
-            except ActivationRefused as refused:
-                code = ErrorCode.NO_SLOT if refused.no_slot else ErrorCode.ACTIVATION_FAILED
-                raise LicenceError(code, None if refused.no_slot else refused.text) from refused
-            self._release_if_moving(inst, key)
-            inst.licence = inst.licence.activated(licence.terms, online=True)
+        self._operate(
+            name, lambda lic, dep, facts, ok: self._rules.activate(lic, dep, key, quantity, facts, ok), "/activation"
+        )
 
     def upload_licence(self, name: str, body: bytes) -> None:
         parsed = self._parse_file(body)
-        with self.lock:
-            inst = self.instance(name)
-            allowed(Operation.UPLOAD, inst.licence.state)
-            licence = self._usable_file(parsed)
-            if licence.deployment != inst.deployment:
-                raise LicenceError(ErrorCode.INVALID_LICENSE)
-            self._release_if_moving(inst, licence.terms.activation_key)
-            inst.licence = inst.licence.activated(licence.terms, online=False)
+        self._operate(name, lambda lic, dep, facts, _: self._rules.upload(lic, dep, parsed, facts))
 
     def register_backup_online(self, name: str, key: str, production: str) -> None:
-        rule = self._call_activation_server("/activation")
-        with self.lock:
-            inst = self.instance(name)
-            allowed(Operation.REGISTER_ONLINE, inst.licence.state)
-            self._unreachable(rule)
-            found = self.activation.keys.get(key)
-            if found is None:
-                raise LicenceError(ErrorCode.BACKUP_KEY)
-            if production == inst.deployment or production not in found.holders:
-                raise LicenceError(ErrorCode.BACKUP_PRODUCTION)
-            inst.licence = inst.licence.registered_backup(found.terms, production, online=True)
+        self._operate(
+            name,
+            lambda lic, dep, facts, ok: self._rules.register_online(lic, dep, key, production, facts, ok),
+            "/activation",
+        )
 
     def register_backup_offline(self, name: str, body: bytes) -> None:
         parsed = self._parse_file(body)
-        with self.lock:
-            inst = self.instance(name)
-            allowed(Operation.REGISTER_OFFLINE, inst.licence.state)
-            licence = self._usable_file(parsed)
-            if licence.deployment == inst.deployment:
-                raise LicenceError(ErrorCode.INVALID_LICENSE)
-            inst.licence = inst.licence.registered_backup(licence.terms, licence.deployment, online=False)
+        self._operate(name, lambda lic, dep, facts, _: self._rules.register_offline(lic, dep, parsed, facts))
 
     def unregister_backup(self, name: str) -> None:
-        with self.lock:
-            inst = self.instance(name)
-            allowed(Operation.UNREGISTER, inst.licence.state)
-            inst.licence = inst.licence.unregistered()
+        self._operate(name, lambda lic, dep, facts, _: self._rules.unregister(lic))
 
     def nominate(self, name: str) -> None:
-        rule = self._call_activation_server("/activation")
-        with self.lock:
-            inst = self.instance(name)
-            allowed(Operation.NOMINATE, inst.licence.state)
-            self._unreachable(rule)
-            lic = inst.licence
-            assert lic.key is not None and lic.production is not None
-            if not self.activation.nominate_slot(lic.key, lic.production, inst.deployment):
-                raise LicenceError(ErrorCode.NO_SLOT)
-            inst.licence = lic.nominated()
+        self._operate(name, lambda lic, dep, facts, ok: self._rules.nominate(lic, dep, facts, ok), "/activation")
 
     def deactivate(self, name: str) -> None:
-        # Only an online deactivation calls the activation server; the read outside the lock only decides whether
-        # to consult the fault rules, the state rule below is judged under the lock.
-        online = self.instances[name].licence.online
-        rule = self._call_activation_server("/deactivation") if online else None
-        with self.lock:
-            inst = self.instance(name)
-            allowed(Operation.DEACTIVATE, inst.licence.state)
-            lic = inst.licence
-            if lic.online:
-                self._unreachable(rule)
-            self._free_online_slot(inst)
-            inst.licence = lic.deactivated()
-
-    # Reads
+        # Only an online deactivation calls the activation server. This read outside the lock only decides whether
+        # to consult the fault rules; the decision is taken under the lock.
+        online = self._instances[name].licence.online
+        self._operate(
+            name,
+            lambda lic, dep, facts, ok: self._rules.deactivate(lic, dep, facts, ok),
+            "/deactivation" if online else None,
+        )
 
     def licence_info(self, name: str) -> dict[str, object]:
-        with self.lock:
-            inst = self.instance(name)
-            lic = inst.licence
-            if lic.state is LicenceState.UNLICENSED or lic.terms is None:
-                info: dict[str, object] = {"deployment": inst.deployment, "deployment_id": inst.deployment}
-                if lic.reactivate:
-                    info["reactivate"] = True
-                return info
-            terms = lic.terms
-            return {
-                "days_left": lic.days_left(self.today()),
-                "deployment": inst.deployment,
-                "expiration": format_expiration(terms.expires),
-                "licensed_engines": terms.licensed_engines,
-                "licensed_to": terms.licensed_to,
-                "max_node_count": terms.max_node_count,
-                "online_activated": lic.online,
-                "product_id": terms.product_id,
-                "product_name": terms.product_name,
-            }
+        with self._lock:
+            inst = self._seen(name)
+            return self._rules.licence_view(inst.licence, inst.deployment, self._facts())
 
     def is_backup(self, name: str) -> bool:
-        with self.lock:
-            return self.instance(name).licence.state.is_backup
+        with self._lock:
+            return self._seen(name).licence.state.is_backup
 
     def readiness(self, name: str) -> tuple[str, list[dict[str, object]]]:
         """The licence status `/readyz` reports (`ok`, `expired` or `invalid`) and the engines, read together."""
-        with self.lock:
-            lic = self.instance(name).licence
-            engines = self.engines(name, poll=False)
-            if lic.state is LicenceState.UNLICENSED:
-                return "invalid", engines
-            return ("expired" if lic.expired(self.today()) else "ok"), engines
+        with self._lock:
+            licence = self._seen(name).licence
+            return self._rules.readiness(licence, self._facts()), self.engines(name, poll=False)
 
-    # Engines and scans
+    # Engines and scans (docs/behaviour.md, "Scans and engines")
 
     def engines(self, name: str, *, poll: bool = True) -> list[dict[str, object]]:
         """The engine list; `poll` counts this read as a client poll for the progression settings."""
-        with self.lock:
-            inst = self.instance(name)
-            if inst.licence.state is LicenceState.UNLICENSED:
+        with self._lock:
+            inst = self._seen(name)
+            if not self._rules.engines_listed(inst.licence):
                 return []
-            return inst.scanning.engines(self.started, self.clock.now(), self.progression, poll=poll)
+            return inst.scanning.engines(self._started, self._clock.now(), self._progression, poll=poll)
 
     def set_engine(self, name: str, eng_id: str, enabled: bool) -> None:
-        with self.lock:
-            inst = self.instance(name)
-            if inst.licence.state is LicenceState.UNLICENSED:
-                raise LicenceError(ErrorCode.ENGINES_UNLICENSED)
-            if not inst.scanning.known_engine(eng_id):
-                raise LicenceError(ErrorCode.NOT_FOUND)
+        with self._lock:
+            inst = self._seen(name)
+            self._rules.change_engine(inst.licence, inst.scanning.known_engine(eng_id))
             inst.scanning.set_enabled(eng_id, enabled)
+            self._commit()
 
     def scan(self, name: str, body: bytes, filename: str) -> str:
-        if not body:
-            raise LicenceError(ErrorCode.EMPTY_FILE)
-        with self.lock:
-            inst = self.instance(name)
-            lic = inst.licence
-            if lic.state.is_backup:
-                raise LicenceError(ErrorCode.SCAN_BACKUP)
-            if lic.state is LicenceState.UNLICENSED:
-                raise LicenceError(ErrorCode.SCAN_UNLICENSED)
-            if lic.expired(self.today()):
-                raise LicenceError(ErrorCode.EXPIRED_SCAN)
+        with self._lock:
+            inst = self._seen(name)
+            self._rules.scan(inst.licence, len(body), self._facts())
             data_id = scan_id(self.config.seed, name, inst.scanning.counter)
-            inst.scanning.submit(data_id, body, filename, self.clock.now())
+            inst.scanning.submit(data_id, body, filename, self._clock.now())
+            self._commit()
             return data_id
 
     def scan_result(self, name: str, data_id: str) -> dict[str, object]:
-        with self.lock:
-            result = self.instances[name].scanning.result(data_id, self.clock.now(), self.progression)
+        with self._lock:
+            result = self._instances[name].scanning.result(data_id, self._clock.now(), self._progression)
         if result is None:
             raise LicenceError(ErrorCode.NOT_FOUND)
         return result
 
-    # Activation server face (SPEC §5)
+    # The activation server's face (docs/activation-server.md)
 
     def obtain_licence_file(self, key: object, deployment: object, quantity: object) -> bytes:
-        with self.lock:
-            licence = self.activation.obtain(key, deployment, quantity, self.clock.now())  # type: ignore[arg-type]
-            return self.activation.render(licence)
+        """A licence file, or ActivationRefused."""
+        with self._lock:
+            issued, changes = self._rules.obtain(key, deployment, quantity, self._facts())
+            if self._activation.apply(changes):
+                self._commit()
+            return self._activation.render(issued)
 
     def release_slot(self, key: str, deployment: str) -> None:
-        with self.lock:
-            self.activation.release(key, deployment)
-
-    # Views for tests and tools
-
-    def slot_holders(self) -> dict[str, list[str]]:
-        with self.lock:
-            return {k: list(v.holders) for k, v in self.activation.keys.items()}
-
-    def states(self) -> dict[str, LicenceState]:
-        with self.lock:
-            return {name: self.instance(name).licence.state for name in self.instances}
+        """Free a deployment's slot, or NotActivated."""
+        with self._lock:
+            self._activation.apply([self._rules.release(key, deployment, self._facts())])
+            self._commit()

@@ -13,7 +13,6 @@ tests. `import mockcore` does not import this module (nor requests); `mockcore.M
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -23,11 +22,9 @@ from typing import Any
 import requests
 
 from mockcore import scenarios
-from mockcore.catalogue import Catalogue
-from mockcore.fleet import DEFAULT_VERSION, Fleet, FleetConfig, KeySpec
+from mockcore.config import KeyArgument, KeySpec, parse_fleet, parse_key
+from mockcore.fleet import Fleet
 from mockcore.http.control_api import TOKEN_HEADER
-from mockcore.identity import ACTIVATION_KEY_RE, is_valid_apikey
-from mockcore.overrides import load_overrides
 from mockcore.scenarios import ScenarioError
 from mockcore.server import ACTIVATION, FleetServer, ServeOptions
 from mockcore.snapshot import InvalidSnapshot, parse_datetime
@@ -52,79 +49,6 @@ DEFAULT_TIMEOUT = 30.0
 # requests.Session.request(method, url, params, data, headers, cookies, files, auth, timeout, ...): the index of
 # `timeout` among the arguments after `url`.
 _TIMEOUT_INDEX = 6
-
-_INSTANCE_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,62}")
-_MAX_SLOTS = 100_000
-_MAX_DAYS = 36_500
-
-KeyArgument = KeySpec | str | tuple[str | None] | tuple[str | None, int] | tuple[str | None, int, int]
-
-
-def parse_key(text: str) -> KeySpec:
-    """`KEY[:SLOTS[:DAYS]]`, as `mockcore serve --key` takes it; an empty KEY is the one derived from the seed."""
-    key, *rest = text.split(":")
-    if len(rest) > 2 or not all(part.isdigit() for part in rest):
-        raise ValueError(f"{text!r}: expected KEY[:SLOTS[:DAYS]] with whole numbers")
-    slots = int(rest[0]) if rest else 1
-    days = int(rest[1]) if len(rest) > 1 else 365
-    return _key_spec(key or None, slots, days)
-
-
-def _key_spec(key: str | None, slots: int, days: int) -> KeySpec:
-    if key is not None and not ACTIVATION_KEY_RE.fullmatch(key):
-        raise ValueError(f"{key!r}: an activation key is seven groups of four letters or digits joined by '-'")
-    for name, value, top in (("slots", slots, _MAX_SLOTS), ("days", days, _MAX_DAYS)):
-        if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= top:
-            raise ValueError(f"{key or 'the seed key'}: {name} must be a whole number from 0 to {top}, not {value!r}")
-    return KeySpec(key, slots, days)
-
-
-def _keys(keys: Iterable[KeyArgument] | None) -> tuple[KeySpec, ...]:
-    if keys is None:
-        return DEFAULT_KEYS
-    if isinstance(keys, str | KeySpec):
-        keys = [keys]
-    specs: list[KeySpec] = []
-    for item in keys:
-        if isinstance(item, KeySpec):
-            specs.append(_key_spec(item.key, item.slots, item.days))
-        elif isinstance(item, str):
-            specs.append(parse_key(item))
-        elif isinstance(item, tuple) and 1 <= len(item) <= 3:
-            slots = item[1] if len(item) > 1 else 1
-            days = item[2] if len(item) > 2 else 365
-            specs.append(_key_spec(item[0] or None, slots, days))
-        else:
-            raise ValueError(f"{item!r}: a key is a KeySpec, 'KEY[:SLOTS[:DAYS]]' or (key, slots[, days])")
-    if not specs:
-        raise ValueError("a fleet needs at least one activation key")
-    return tuple(specs)
-
-
-def _instances(instances: Sequence[str] | str) -> tuple[str, ...]:
-    names = tuple(n.strip() for n in instances.split(",")) if isinstance(instances, str) else tuple(instances)
-    if not names:
-        raise ValueError("a fleet needs at least one instance")
-    for name in names:
-        if not isinstance(name, str) or not _INSTANCE_RE.fullmatch(name):
-            raise ValueError(f"{name!r}: an instance name is 1-63 letters, digits, '_', '.' or '-'")
-        if name == ACTIVATION:
-            raise ValueError(f"{name!r} is the activation server's name; choose another instance name")
-    duplicates = sorted({n for n in names if names.count(n) > 1})
-    if duplicates:
-        raise ValueError(f"instance names must be unique: {', '.join(duplicates)}")
-    return names
-
-
-def _admin(admin: str | tuple[str, str]) -> tuple[str, str]:
-    if isinstance(admin, str):
-        user, sep, password = admin.partition(":")
-    else:
-        pair = tuple(admin)
-        user, sep, password = (pair[0], ":", pair[1]) if len(pair) == 2 else ("", "", "")
-    if not sep or not user or not password or not isinstance(user, str) or not isinstance(password, str):
-        raise ValueError(f"{admin!r}: the admin account is 'USER:PASSWORD' or (user, password)")
-    return user, password
 
 
 def _join(base_url: str, url: str | bytes) -> str:
@@ -158,11 +82,11 @@ class FleetClockControl:
         self._fleet = fleet
 
     def now(self) -> datetime:
-        return self._fleet.clock.now()
+        return self._fleet.now()
 
     @property
     def frozen(self) -> bool:
-        return self._fleet.clock.frozen
+        return self._fleet.clock().frozen
 
     def advance(
         self,
@@ -175,9 +99,7 @@ class FleetClockControl:
     ) -> datetime:
         """Move the clock by `delta` and/or the named amounts (negative moves back)."""
         step = (delta or timedelta(0)) + timedelta(days=days, hours=hours, minutes=minutes, seconds=seconds)
-        with self._fleet.lock:
-            self._fleet.clock.advance(step)
-            return self._fleet.clock.now()
+        return self._fleet.advance_clock(step).now
 
     def set(self, moment: datetime | str) -> datetime:
         """Move the clock to `moment`: a datetime (naive means UTC) or an ISO 8601 text with an offset."""
@@ -186,21 +108,15 @@ class FleetClockControl:
                 moment = parse_datetime(moment, "moment")
             except InvalidSnapshot as exc:
                 raise ValueError(str(exc)) from exc
-        with self._fleet.lock:
-            self._fleet.clock.set(moment)
-            return self._fleet.clock.now()
+        return self._fleet.set_clock(moment).now
 
     def freeze(self) -> datetime:
         """Stop the clock where it is (`set` and `advance` still move it)."""
-        with self._fleet.lock:
-            self._fleet.clock.freeze()
-            return self._fleet.clock.now()
+        return self._fleet.freeze_clock().now
 
     def unfreeze(self) -> datetime:
         """Let the clock run again from where it stands."""
-        with self._fleet.lock:
-            self._fleet.clock.unfreeze()
-            return self._fleet.clock.now()
+        return self._fleet.unfreeze_clock().now
 
 
 class MockFleet:
@@ -209,8 +125,9 @@ class MockFleet:
     `instances`: names, or one comma-separated text. `keys`: KeySpecs, `"KEY[:SLOTS[:DAYS]]"` texts or
     `(key, slots[, days])` tuples (a key of None or "" is derived from the seed). `admin`: `"USER:PASSWORD"` or a
     pair. `control_token`: when set, the control plane under `/_mock/` demands it (sessions from `session` send
-    it). `overrides`: a fidelity overrides file (README, "Fidelity overrides"). Arguments are checked here and a
-    bad one raises ValueError; nothing listens until `start` (or `with`).
+    it). `overrides`: a fidelity overrides file (docs/guides/test-double.md, "Fidelity overrides"). Arguments are
+    checked by mockcore.config, as `mockcore serve` checks its flags, and a bad one raises ValueError (ConfigError);
+    nothing listens until `start` (or `with`).
     """
 
     def __init__(
@@ -227,32 +144,21 @@ class MockFleet:
         ports: Mapping[str, int] | None = None,
         activation_port: int = 0,
     ) -> None:
-        names = _instances(instances)
-        if apikey is not None and not is_valid_apikey(apikey):
-            raise ValueError(
-                f"{apikey!r}: an API key is 36 chars of 0-9a-f with at least 10 letters and 10 digits and no more "
-                "than 3 letters or 3 digits in a row"
-            )
-        unknown_ports = set(ports or {}) - set(names)
+        setup = parse_fleet(
+            instances,
+            keys,
+            default_keys=DEFAULT_KEYS,
+            seed=seed,
+            apikey=apikey,
+            admin=admin,
+            overrides=overrides,
+        )
+        unknown_ports = set(ports or {}) - set(setup.config.instances)
         if unknown_ports:
             raise ValueError(f"ports for unknown instances: {', '.join(sorted(unknown_ports))}")
         if control_token is not None and not control_token:
             raise ValueError("the control token must not be empty")
-        user, password = _admin(admin)
-        catalogue, version = Catalogue(), DEFAULT_VERSION
-        if overrides is not None:
-            loaded = load_overrides(Path(overrides))  # OverridesError is a ValueError
-            catalogue, version = loaded.catalogue(), loaded.version or DEFAULT_VERSION
-        config = FleetConfig(
-            instances=names,
-            keys=_keys(keys),
-            seed=str(seed),
-            apikey=apikey,
-            admin_user=user,
-            admin_password=password,
-            version=version,
-        )
-        self.fleet = Fleet(config, catalogue=catalogue)
+        self.fleet = Fleet.build(setup)
         self.control_token = control_token
         self.clock = FleetClockControl(self.fleet)
         self._options = ServeOptions(
@@ -337,8 +243,7 @@ class MockFleet:
     @property
     def deployments(self) -> dict[str, str]:
         """Instance name -> deployment id (stable for a name and seed)."""
-        with self.fleet.lock:
-            return {name: inst.deployment for name, inst in self.fleet.instances.items()}
+        return self.fleet.deployments()
 
     def session(self, name: str, *, apikey: str | None = "", timeout: float = DEFAULT_TIMEOUT) -> BaseUrlSession:
         """A session bound to instance `name` (or `activation_server`) that sends the `apikey` header (the fleet's

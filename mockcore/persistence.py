@@ -8,10 +8,10 @@ The file
     wall time it was saved at and a save counter. `sqlite3 FILE "select document from state"` prints it.
 
 Durability: WAL with `synchronous=FULL`
-    `save` commits the whole document in one transaction before the answer to the request leaves (the server
-    calls it under the fleet lock, see `ServeOptions.on_change`), so a request answered 2xx is on disk. In WAL mode
-    a commit is one append to `FILE-wal` and one fsync; a rollback journal costs a journal write, its fsync, the
-    database write, its fsync and the journal's deletion on every commit, for the same guarantee. A `kill -9`
+    `save` commits the whole document in one transaction before the answer to the request leaves (the store is
+    told of every committed change by the fleet, see `Fleet.subscribe`), so a request answered 2xx is on disk. In
+    WAL mode a commit is one append to `FILE-wal` and one fsync; a rollback journal costs a journal write, its fsync,
+    the database write, its fsync and the journal's deletion on every commit, for the same guarantee. A `kill -9`
     cannot undo a commit in either mode (the writes are in the kernel by the time COMMIT returns); FULL
     additionally fsyncs the WAL on each commit, so a commit also survives a power cut or a kernel crash (NORMAL
     would only guarantee that for checkpoints). A kill in the middle of a commit leaves frames without a commit
@@ -47,9 +47,9 @@ The clock
     A frozen clock comes back frozen at its moment. A running clock keeps its offset from wall time: the time the
     server was down passes for the fleet too, as it would for a real Core (licences keep expiring while it is off).
 
-Not kept (as for `PUT /_mock/state`): fault rules, the request journal and the progression settings. The server
-calls `save` after every POST, PUT and DELETE answered 2xx and after the activation server's slot-changing GETs
-(`/activation`, `/deactivation`), before the answer leaves.
+Not kept (as for `PUT /_mock/state`): fault rules, the request journal and the progression settings. The fleet
+calls `save` after every change it commits (licences, slots, accounts, scans, the clock, reset and load), under its
+lock, before the change is answered.
 """
 
 from __future__ import annotations
@@ -68,7 +68,8 @@ from pathlib import Path
 from typing import Any
 
 from mockcore import __version__
-from mockcore.fleet import Fleet, FleetConfig
+from mockcore.config import FleetConfig
+from mockcore.fleet import Fleet
 from mockcore.snapshot import InvalidSnapshot, parse_datetime
 
 APPLICATION_ID = 0x4D4B4352  # "MKCR", in the SQLite header at offset 68
@@ -166,7 +167,8 @@ class StateStore:
     """The fleet's state file, open and locked. `StateStore.open(path, fleet)` opens it (or creates it),
     `save(fleet)` writes the fleet through, `close()` writes a last time and lets go of the file.
 
-    Thread-safe: `save` may be called from any thread. Lock order: the fleet's lock, then the store's."""
+    Thread-safe: `save` may be called from any thread. The document is read (under the fleet's lock) before the
+    store's own lock is taken, and a save never replaces a later revision with an earlier one."""
 
     def __init__(self, path: Path, fleet: Fleet, lock_fd: int, connection: sqlite3.Connection) -> None:
         self.path = path
@@ -174,7 +176,7 @@ class StateStore:
         self._lock_fd: int | None = lock_fd
         self._connection: sqlite3.Connection | None = connection
         self._mutex = threading.Lock()
-        self._last: tuple[str, int] | None = None  # what the file holds, to skip saves that change nothing
+        self._saved = -1  # the fleet revision the file holds, to skip saves that change nothing
 
     # Opening
 
@@ -317,17 +319,16 @@ class StateStore:
     def _open_locked(cls, path: Path, fleet: Fleet, lock_fd: int, stored: _Stored | None) -> StateStore:
         before = None
         if stored is not None:
-            with fleet.lock:
-                before = fleet.dump()
-                try:
-                    fleet.load(stored.document)
-                except InvalidSnapshot as exc:
-                    raise StateFileError(f"{path}: holds an invalid fleet state: {_short(exc)}") from exc
-                if not fleet.clock.frozen:
-                    # Keep the running clock's offset from wall time: the downtime passes for the fleet too
-                    # (unless that would take it past the end of the calendar: then it resumes where it was).
-                    with contextlib.suppress(OverflowError):
-                        fleet.clock.advance(datetime.now(UTC) - stored.saved_at)
+            before = fleet.dump()
+            try:
+                fleet.load(stored.document)
+            except InvalidSnapshot as exc:
+                raise StateFileError(f"{path}: holds an invalid fleet state: {_short(exc)}") from exc
+            if not fleet.clock().frozen:
+                # Keep the running clock's offset from wall time: the downtime passes for the fleet too
+                # (unless that would take it past the end of the calendar: then it resumes where it was).
+                with contextlib.suppress(ValueError, OverflowError):
+                    fleet.advance_clock(datetime.now(UTC) - stored.saved_at)
         try:
             connection = cls._connect(path)
         except BaseException:
@@ -338,9 +339,12 @@ class StateStore:
         try:
             if stored is None:
                 store._create(fleet)
+            else:
+                store._saved = fleet.revision
         except BaseException:
             connection.close()
             raise
+        fleet.subscribe(store.save)
         return store
 
     @staticmethod
@@ -373,8 +377,8 @@ class StateStore:
             "created": datetime.now(UTC).isoformat(),
             "fingerprint": json.dumps(fingerprint(fleet.config)),
         }
-        with fleet.lock:
-            document, wall, comparable = self._document(fleet)
+        revision, document, wall = self._document(fleet)
+        with self._mutex:
             try:
                 self._connection.execute("BEGIN IMMEDIATE")
                 self._connection.execute(f"PRAGMA application_id={APPLICATION_ID}")
@@ -390,38 +394,29 @@ class StateStore:
             except sqlite3.Error as exc:
                 self._rollback()
                 raise StateFileError(f"{self.path}: cannot write it: {_short(exc)}") from exc
-            self._last = comparable
+            self._saved = revision
         _fsync_directory(self.path)  # a new file's name is durable too, not only its contents
 
     # Saving
 
     @staticmethod
-    def _document(fleet: Fleet) -> tuple[str, datetime, tuple[str, int]]:
-        """The fleet as JSON and the wall time, taken together under the fleet lock, and what to compare to skip
-        a save that changes nothing: with a running clock, the document without `now` and the clock's offset from
-        wall time (to the millisecond), since the clock's reading alone changes between any two saves."""
-        with fleet.lock:
-            wall = datetime.now(UTC)
-            document = fleet.dump()
-        text = json.dumps(document, separators=(",", ":"))
-        clock = document["clock"]
-        if clock["frozen"]:
-            return text, wall, (text, 0)
-        now = clock["now"]
-        offset = round((datetime.fromisoformat(now) - wall).total_seconds() * 1000)
-        return text, wall, (text.replace(f'"clock":{{"now":{json.dumps(now)}', '"clock":{"now":null', 1), offset)
+    def _document(fleet: Fleet) -> tuple[int, str, datetime]:
+        """The fleet's revision and document as JSON, read together, and the wall time of the reading."""
+        wall = datetime.now(UTC)
+        revision, document = fleet.committed()
+        return revision, json.dumps(document, separators=(",", ":")), wall
 
-    def save(self, fleet: Fleet) -> None:
-        """Write the fleet in one transaction (nothing when it has not changed). The server calls it under the
-        fleet lock after every change it answers 2xx, before the answer leaves: see `ServeOptions.on_change`."""
-        with fleet.lock, self._mutex:
-            self._write(fleet)
+    def save(self, fleet: Fleet | None = None) -> None:
+        """Write the fleet in one transaction, unless the file holds its latest revision already. The fleet calls
+        it under its lock after every change it commits, before the change is answered (`Fleet.subscribe`)."""
+        revision, document, wall = self._document(fleet or self._fleet)
+        with self._mutex:
+            self._write(revision, document, wall)
 
-    def _write(self, fleet: Fleet) -> None:
+    def _write(self, revision: int, document: str, wall: datetime) -> None:
         if self._connection is None:
             raise StateFileError(f"{self.path}: the state file is closed")
-        document, wall, comparable = self._document(fleet)
-        if comparable == self._last:
+        if revision <= self._saved:
             return
         try:
             self._connection.execute("BEGIN IMMEDIATE")
@@ -433,7 +428,7 @@ class StateStore:
         except sqlite3.Error as exc:
             self._rollback()
             raise StateFileError(f"{self.path}: cannot save the fleet: {_short(exc)}") from exc
-        self._last = comparable
+        self._saved = revision
 
     def _rollback(self) -> None:
         if self._connection is not None and self._connection.in_transaction:
@@ -445,11 +440,13 @@ class StateStore:
     def close(self) -> None:
         """Save a last time, checkpoint the WAL into FILE (removing FILE-wal and FILE-shm), let go of the lock.
         Idempotent. Raises StateFileError if the last save fails; the file is closed and unlocked anyway."""
-        with self._fleet.lock, self._mutex:
+        self._fleet.unsubscribe(self.save)
+        last = self._document(self._fleet)
+        with self._mutex:
             if self._connection is None:
                 return
             try:
-                self._write(self._fleet)
+                self._write(*last)
             finally:
                 connection, self._connection = self._connection, None
                 lock_fd, self._lock_fd = self._lock_fd, None

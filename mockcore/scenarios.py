@@ -25,16 +25,16 @@ class Scenario:
 
 
 def _names(fleet: Fleet, needed: int) -> list[str]:
-    names = list(fleet.instances)
+    names = list(fleet.names)
     if len(names) < needed:
         raise ScenarioError(f"this scenario needs at least {needed} instances; the fleet has {len(names)}")
-    if not fleet.activation.keys:
+    if not fleet.activation_keys():
         raise ScenarioError("this scenario needs an activation key")
     return names
 
 
 def _key(fleet: Fleet) -> str:
-    return next(iter(fleet.activation.keys))
+    return fleet.activation_keys()[0].key
 
 
 def _fresh(fleet: Fleet) -> None:
@@ -50,30 +50,30 @@ def _production(fleet: Fleet) -> None:
 def _online_backup(fleet: Fleet) -> None:
     production, backup = _names(fleet, 2)[:2]
     _production(fleet)
-    fleet.register_backup_online(backup, _key(fleet), fleet.instances[production].deployment)
+    fleet.register_backup_online(backup, _key(fleet), fleet.deployments()[production])
 
 
 def _offline_backup(fleet: Fleet) -> None:
     fleet.reset()
     production, backup = _names(fleet, 2)[:2]
-    licence_file = fleet.obtain_licence_file(_key(fleet), fleet.instances[production].deployment, 1)
+    licence_file = fleet.obtain_licence_file(_key(fleet), fleet.deployments()[production], 1)
     fleet.upload_licence(production, licence_file)
     fleet.register_backup_offline(backup, licence_file)
 
 
 def _expiry_noon(fleet: Fleet) -> datetime:
-    expires = fleet.activation.keys[_key(fleet)].terms.expires
+    expires = fleet.activation_keys()[0].terms.expires
     return datetime.combine(expires, time(12, 0), tzinfo=UTC)
 
 
 def _expiring_soon(fleet: Fleet) -> None:
     _production(fleet)
-    fleet.clock.set(_expiry_noon(fleet) - timedelta(days=EXPIRING_SOON_DAYS))
+    fleet.set_clock(_expiry_noon(fleet) - timedelta(days=EXPIRING_SOON_DAYS))
 
 
 def _expired(fleet: Fleet) -> None:
     _production(fleet)
-    fleet.clock.set(_expiry_noon(fleet) + timedelta(days=1))
+    fleet.set_clock(_expiry_noon(fleet) + timedelta(days=1))
 
 
 SCENARIOS: dict[str, Scenario] = {
@@ -97,11 +97,6 @@ SCENARIOS: dict[str, Scenario] = {
 def apply(fleet: Fleet, name: str) -> None:
     """Set the fleet up as `name` says, atomically: on any failure the fleet is as it was."""
     scenario = SCENARIOS[name]
-    with fleet.lock:
-        before = fleet.dump()
-        try:
-            _names(fleet, scenario.instances)
-            scenario.apply(fleet)
-        except Exception:
-            fleet.load(before)
-            raise
+    with fleet.batch():
+        _names(fleet, scenario.instances)
+        scenario.apply(fleet)

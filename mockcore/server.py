@@ -10,14 +10,13 @@ import contextlib
 import socket
 import threading
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from cheroot import wsgi
 from cheroot.ssl.builtin import BuiltinSSLAdapter
-from flask import Response, request
 
+from mockcore.config import ACTIVATION_FACE
 from mockcore.fleet import Fleet
 from mockcore.http.activation_api import create_activation_app
 from mockcore.http.control_api import create_control_blueprint
@@ -26,7 +25,7 @@ from mockcore.http.dashboard import create_dashboard_blueprint
 from mockcore.http.middleware import DROP_KEY, FaceMiddleware
 from mockcore.tls import TlsFiles
 
-ACTIVATION = "activation_server"
+ACTIVATION = ACTIVATION_FACE
 
 
 class _DroppingGateway(wsgi.Gateway_10):
@@ -63,9 +62,6 @@ class ServeOptions:
     activation_tls: TlsFiles | None = None
     threads: int = 16
     control_token: str | None = None  # when set, /_mock/ (but /_mock/health) demands it
-    # Called under the fleet lock after every POST, PUT or DELETE answered 2xx (and the activation server's
-    # slot-taking GETs), before the answer leaves: where persistence writes the fleet through.
-    on_change: Callable[[Fleet], None] | None = None
 
 
 class FleetServer:
@@ -74,7 +70,7 @@ class FleetServer:
         self.options = options
         self._faces = [
             _Face(name, create_core_app(fleet, name), options.instance_ports.get(name, 0), options.core_tls)
-            for name in fleet.instances
+            for name in fleet.names
         ]
         self._faces.append(
             _Face(ACTIVATION, create_activation_app(fleet), options.activation_port, options.activation_tls)
@@ -84,19 +80,10 @@ class FleetServer:
             face.app.register_blueprint(
                 create_dashboard_blueprint(fleet, self.urls, self.wsgi_apps, options.control_token)
             )
-            if options.on_change is not None:
-                face.app.after_request(self._after_change)
             if face.name == ACTIVATION:
                 face.wsgi = FaceMiddleware(face.app, fleet, "activation", None)
             else:
                 face.wsgi = FaceMiddleware(face.app, fleet, "core", face.name)
-
-    def _after_change(self, response: Response) -> Response:
-        changing = request.method in ("POST", "PUT", "DELETE") or request.path in ("/activation", "/deactivation")
-        if changing and response.status_code < 300 and self.options.on_change:
-            with self.fleet.lock:
-                self.options.on_change(self.fleet)
-        return response
 
     def start(self) -> None:
         """Bind every port first (so a taken port fails before anything serves), then serve them all."""

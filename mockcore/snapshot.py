@@ -7,19 +7,17 @@
 from __future__ import annotations
 
 from collections import OrderedDict
+from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass
 from datetime import date, datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from mockcore.accounts import ADMIN_ID, Accounts, User
-from mockcore.activation import ActivationKey
 from mockcore.clock import EARLIEST, LATEST
+from mockcore.config import FleetConfig
 from mockcore.identity import ACTIVATION_KEY_RE, DEPLOYMENT_RE
-from mockcore.lifecycle import Licence, LicenceState, LicenceTerms
+from mockcore.lifecycle import ActivationKey, ImpossibleLicence, Licence, LicenceState, LicenceTerms
 from mockcore.scanning import SCAN_STAMP, Scan, Scanning
-
-if TYPE_CHECKING:
-    from mockcore.fleet import Fleet, FleetConfig
 
 FORMAT = "mockcore-fleet/1"
 
@@ -118,15 +116,12 @@ def parse_licence(doc: Any, path: str) -> Licence:
     terms = None if doc["terms"] is None else parse_terms(doc["terms"], f"{path}.terms")
     online = _need(doc["online"], bool, f"{path}.online")
     production = doc["production"]
-    if state is not LicenceState.UNLICENSED and terms is None:
-        raise InvalidSnapshot(f"{path}.terms: a {state.value} licence needs terms")
-    if state.is_backup != (production is not None):
-        raise InvalidSnapshot(f"{path}.production: set exactly when the state is a backup state")
     if production is not None and not DEPLOYMENT_RE.fullmatch(_need(production, str, f"{path}.production")):
         raise InvalidSnapshot(f"{path}.production: not a deployment id")
-    if (state is LicenceState.BACKUP_ONLINE and not online) or (state is LicenceState.BACKUP_OFFLINE and online):
-        raise InvalidSnapshot(f"{path}.online: disagrees with the backup state")
-    return Licence(state, terms, online, production)
+    try:
+        return Licence(state, terms, online, production)
+    except ImpossibleLicence as impossible:
+        raise InvalidSnapshot(f"{path}.{impossible.field}: {impossible.text}") from None
 
 
 def parse_key(doc: Any, path: str) -> ActivationKey:
@@ -141,7 +136,7 @@ def parse_key(doc: Any, path: str) -> ActivationKey:
         raise InvalidSnapshot(f"{path}.holders: a deployment holds at most one slot")
     if not 0 <= slots <= 100_000 or len(holders) > slots:
         raise InvalidSnapshot(f"{path}.slots: 0-100000 and at least as many as holders")
-    return ActivationKey(terms, slots, list(holders))
+    return ActivationKey(terms, slots, tuple(holders))
 
 
 def parse_accounts(doc: dict[str, Any], path: str, admin: tuple[str, str], apikey: str) -> Accounts:
@@ -213,16 +208,20 @@ class LoadedFleet:
     instances: dict[str, LoadedInstance]
 
 
-def dump_fleet(fleet: Fleet) -> dict[str, Any]:
+def dump_fleet(
+    now: datetime,
+    frozen: bool,
+    started: datetime,
+    keys: Iterable[ActivationKey],
+    instances: Mapping[str, dict[str, Any]],
+) -> dict[str, Any]:
+    """The document of a fleet: its clock, its keys and its instances (each from `dump_instance`)."""
     return {
         "format": FORMAT,
-        "clock": {"now": fleet.clock.now().isoformat(), "frozen": fleet.clock.frozen},
-        "started": fleet.started.isoformat(),
-        "keys": [dump_key(key) for key in fleet.activation.keys.values()],
-        "instances": {
-            name: dump_instance(inst.deployment, inst.licence, inst.accounts, inst.scanning)
-            for name, inst in fleet.instances.items()
-        },
+        "clock": {"now": now.isoformat(), "frozen": frozen},
+        "started": started.isoformat(),
+        "keys": [dump_key(key) for key in keys],
+        "instances": dict(instances),
     }
 
 

@@ -25,7 +25,7 @@ class RunningFleet:
 
     @property
     def keys(self) -> list[str]:
-        return list(self.fleet.activation.keys)
+        return [key.key for key in self.fleet.activation_keys()]
 
     @property
     def key(self) -> str:
@@ -43,11 +43,7 @@ class RunningFleet:
 
     def snapshot(self) -> tuple[object, ...]:
         """Everything a failed operation must leave as it was: licences and slot holders."""
-        with self.fleet.lock:
-            return (
-                {name: inst.licence for name, inst in self.fleet.instances.items()},
-                self.fleet.slot_holders(),
-            )
+        return self.fleet.licences(), self.fleet.slot_holders()
 
 
 FleetFactory = Callable[..., RunningFleet]

@@ -148,9 +148,9 @@ def test_expired_key(make_fleet: FleetFactory) -> None:
     running = make_fleet(keys=(KeySpec(slots=2, days=5),))
     deployment = running.core("a").deployment()
     # Valid through its expiration date (README, "Expiry").
-    running.fleet.clock.advance(timedelta(days=5))
+    running.fleet.advance_clock(timedelta(days=5))
     _licence(running.activation.obtain(running.key, deployment))
-    running.fleet.clock.advance(timedelta(days=2))
+    running.fleet.advance_clock(timedelta(days=2))
     _refusal(running.activation.obtain(running.key, running.core("b").deployment()), "Activation failed")
     assert running.slots_used() == {running.key: 1}
 

@@ -336,7 +336,7 @@ class BackupSlots(RuleBasedStateMachine):
 
     @rule(days=st.sampled_from([1, 1, 7, 30, 200]))
     def advance_clock(self, days: int) -> None:
-        self.fleet_running.fleet.clock.advance(timedelta(days=days))
+        self.fleet_running.fleet.advance_clock(timedelta(days=days))
         self.refresh()
 
     # Properties after every step

@@ -494,7 +494,7 @@ def test_expired_licence_file_is_refused(make_fleet: FleetFactory) -> None:
     ok(z.activate(running.key))  # z: active online, so the state rule would answer first for it
     x_file = ok(running.activation.obtain(running.key, x.deployment())).content
     y_file = ok(running.activation.obtain(running.key, y.deployment())).content
-    running.fleet.clock.advance(timedelta(days=45))
+    running.fleet.advance_clock(timedelta(days=45))
     for client in (x, y):
         client.licence()  # bring every instance up to date before comparing snapshots
     refused(running, partial(x.upload, x_file), 400, INVALID_LICENSE)
@@ -925,7 +925,7 @@ def _headers(draw: st.DrawFn, arena: Arena) -> dict[str, str]:
 
 def _refresh(running: RunningFleet) -> None:
     """Read every licence, so lazily refreshed online instances are up to date before the next snapshot."""
-    for name in running.fleet.instances:
+    for name in running.fleet.names:
         running.core(name).licence()
 
 

@@ -155,7 +155,7 @@ def _not_backup_remove(make: FleetFactory) -> Arranged:
 def _expired_scan(make: FleetFactory) -> Arranged:
     running = make(keys=(KeySpec(slots=2, days=1),))
     client = _activated(running)
-    running.fleet.clock.advance(timedelta(days=3))
+    running.fleet.advance_clock(timedelta(days=3))
     return Arranged(running, lambda: client.scan(b"hello"))
 
 
@@ -432,7 +432,7 @@ def test_activation_failed_carries_the_activation_servers_text(make_fleet: Fleet
 def test_activation_failed_for_an_expired_key(make_fleet: FleetFactory) -> None:
     running = make_fleet(keys=(KeySpec(slots=2, days=1),))
     client = running.core("a")
-    running.fleet.clock.advance(timedelta(days=3))
+    running.fleet.advance_clock(timedelta(days=3))
     text = _activation_server_error(running, running.key, client.deployment())
     _assert_error(client.activate(running.key), 400, text)
     assert running.slots_used() == {running.key: 0}

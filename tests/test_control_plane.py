@@ -1448,7 +1448,7 @@ def test_control_token_guards_the_control_plane_only(guarded: FleetServer) -> No
     deployment = wrong_token.json()["deployment"]
     obtained = requests.get(
         urls[ACTIVATION] + "/activation",
-        params={"key": next(iter(guarded.fleet.activation.keys)), "deployment": deployment, "quantity": 1},
+        params={"key": guarded.fleet.activation_keys()[0].key, "deployment": deployment, "quantity": 1},
         timeout=TIMEOUT,
     )
     assert obtained.status_code == 200 and obtained.headers["Content-Type"].startswith("application/x-yaml")

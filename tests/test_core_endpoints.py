@@ -329,7 +329,7 @@ def test_readyz_in_every_state(make_fleet: FleetFactory, backup: str) -> None:
     _assert_ready(production, 200, "ok")
     _assert_ready(backup_client, 200, "ok")
     # SPEC §2: past the expiry date an active or backup instance is expired.
-    running.fleet.clock.advance(timedelta(days=12))
+    running.fleet.advance_clock(timedelta(days=12))
     _assert_ready(unlicensed, 503, "invalid")
     _assert_ready(production, 503, "expired")
     _assert_ready(backup_client, 503, "expired")
@@ -386,7 +386,7 @@ def test_licence_info_of_a_backup(fleet3: RunningFleet, state: str) -> None:
 def test_licence_info_once_expired(make_fleet: FleetFactory) -> None:
     running = make_fleet(keys=(KeySpec(slots=2, days=1),))
     client = _bring(running, "active", "a")
-    running.fleet.clock.advance(timedelta(days=3))
+    running.fleet.advance_clock(timedelta(days=3))
     assert _ok(client.licence()).json()["days_left"] == 0
 
 
@@ -578,5 +578,5 @@ def test_scan_refused(fleet3: RunningFleet, state: str, text: str) -> None:
 def test_scan_once_expired(make_fleet: FleetFactory) -> None:
     running = make_fleet(keys=(KeySpec(slots=2, days=1),))
     client = _bring(running, "active", "a")
-    running.fleet.clock.advance(timedelta(days=3))
+    running.fleet.advance_clock(timedelta(days=3))
     _assert_error(client.scan(b"hello"), 500, "License is expired")

@@ -16,7 +16,7 @@ import requests
 
 from mockcore import MockFleet
 from mockcore.catalogue import DEFAULT_ENTRIES, ErrorCode
-from mockcore.demo.calls import ACTIVATION_SERVER
+from mockcore.calls import ACTIVATION_SERVER
 from mockcore.server import ACTIVATION
 
 TOKEN = "ui-token"
@@ -170,7 +170,7 @@ def test_bad_button_requests_are_refused_and_change_nothing(mock: MockFleet) -> 
         assert answer.status_code == status, (body, answer.text)
         assert text in answer.json()["err"], (body, answer.text)
     assert mock.states() == {"prod": "unlicensed", "backup": "unlicensed"}
-    assert mock.fleet.journal.entries() == []
+    assert mock.fleet.journal() == []
 
 
 def test_diagram_svg_highlights_each_instances_state(mock: MockFleet) -> None:

@@ -35,7 +35,6 @@ from typing import Any
 import pytest
 import requests
 
-from mockcore.activation import LicenceFile
 from mockcore.fleet import Fleet, FleetConfig, KeySpec
 from mockcore.persistence import APPLICATION_ID, StateFileError, StateStore
 from mockcore.scanning import EICAR
@@ -166,11 +165,10 @@ class Stream:
     def __init__(self, rng: random.Random, deployments: dict[str, str]) -> None:
         self.rng = rng
         self.deployments = deployments
-        scratch = Fleet(CONFIG)  # same seed: its licence files are valid for the server and the reference
+        # A fleet of the same seed signs files valid for the server and the reference; a fresh one per file, so
+        # every key has a free slot.
         self.files = {
-            (key, deployment): scratch.activation.render(
-                LicenceFile(scratch.activation.keys[key].terms, deployment, "2026-01-01T00:00:00+00:00")
-            )
+            (key, deployment): Fleet(CONFIG).obtain_licence_file(key, deployment, 1)
             for key in (KEY_1, KEY_2)
             for deployment in deployments.values()
         }
@@ -516,7 +514,7 @@ def state_deployment(state: Path, name: str) -> str:
 def test_store_skips_saves_that_change_nothing_and_refuses_a_second_opener(tmp_path: Path) -> None:
     state = tmp_path / "fleet.db"
     fleet = Fleet(CONFIG)
-    fleet.clock.freeze()
+    fleet.freeze_clock()
     store = StateStore.open(state, fleet)
     try:
         with pytest.raises(StateFileError, match="in use by another process"):
@@ -545,7 +543,7 @@ def test_refused_file_leaves_the_fleet_as_it_was(tmp_path: Path) -> None:
     state = tmp_path / "fleet.db"
     _tampered(state, _set_holders)
     fleet = Fleet(CONFIG)
-    fleet.clock.freeze()
+    fleet.freeze_clock()
     fleet.activate("c", KEY_2, 1)
     before = fleet.dump()
     with pytest.raises(StateFileError, match=r"\$\.keys\[0\]\.holders\[0\]"):
@@ -606,9 +604,9 @@ def test_reset_put_state_and_the_clock_survive_kill_9(processes: list[MockcorePr
     document = effective(restored)
     fresh = Fleet(CONFIG)
     fresh.load(document)
-    fresh.clock.restore(datetime(2027, 3, 1, 12, 0, tzinfo=UTC), frozen=True)
+    fresh.set_clock(datetime(2027, 3, 1, 12, 0, tzinfo=UTC), frozen=True)
     fresh.activate("b", KEY_1, 1)
-    fresh.register_backup_online("c", KEY_1, fresh.instances["b"].deployment)
+    fresh.register_backup_online("c", KEY_1, fresh.deployments()["b"])
     fresh.scan("b", b"hello", "hello.txt")
     put = fresh.dump()
     assert control(server, "PUT", "/state", json=put).status_code == 200

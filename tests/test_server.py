@@ -21,15 +21,16 @@ def _refuses(url: str) -> bool:
 
 
 def test_a_failure_after_the_view_answers_a_json_500() -> None:
-    def broken_store(fleet: Fleet) -> None:
+    def broken_store() -> None:
         raise RuntimeError("disk full")
 
     fleet = Fleet(FleetConfig())
-    with FleetServer(fleet, ServeOptions(on_change=broken_store)) as server:
+    fleet.subscribe(broken_store)  # told of the change after the decision, before the answer
+    with FleetServer(fleet, ServeOptions()) as server:
         response = requests.post(
             server.urls()["core"] + "/admin/license/activation",
             headers={"apikey": fleet.config.resolved_apikey},
-            json={"activationKey": next(iter(fleet.activation.keys))},
+            json={"activationKey": fleet.activation_keys()[0].key},
             timeout=10,
         )
     assert response.status_code == 500

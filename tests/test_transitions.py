@@ -68,7 +68,7 @@ def holders(running: RunningFleet, key: str | None = None) -> set[str]:
 
 def deployments(running: RunningFleet) -> dict[str, str]:
     """Instance name -> deployment id, read over HTTP."""
-    return {name: core(running, name).deployment() for name in running.fleet.instances}
+    return {name: core(running, name).deployment() for name in running.fleet.names}
 
 
 def edit_licence(body: bytes, **changes: object) -> bytes:
@@ -256,7 +256,7 @@ def test_activation_refused_by_the_activation_server(make_fleet: FleetFactory, k
     running = make_fleet(keys=(KeySpec(KEY_1, slots=2), KeySpec(KEY_2, slots=2, days=1)))
     a = States(running, key=KEY_1).put("a", state)
     if kind == "expired":
-        running.fleet.clock.advance(timedelta(days=2))
+        running.fleet.advance_clock(timedelta(days=2))
     bad_key = {"malformed": MALFORMED_KEY, "unknown": UNKNOWN_KEY, "expired": KEY_2}[kind]
     deployment = a.deployment()
     before = running.snapshot()
@@ -399,7 +399,7 @@ def test_upload_of_an_expired_file(make_fleet: FleetFactory, state: LicenceState
     running = make_fleet(keys=(KeySpec(KEY_1, slots=2, days=365), KeySpec(KEY_2, slots=2, days=10)))
     a = States(running, key=KEY_1).put("a", state)
     expiring = licence_file(activation(running), KEY_2, a.deployment())
-    running.fleet.clock.advance(timedelta(days=11))
+    running.fleet.advance_clock(timedelta(days=11))
     before = running.snapshot()
 
     expect_error(a.upload(expiring), ErrorCode.INVALID_LICENSE)
@@ -552,7 +552,7 @@ def test_offline_registration_with_an_invalid_file(make_fleet: FleetFactory, fil
         expect(a.deactivate(), 200, OK)
     elif file == "expired":
         body = licence_file(activation(running), KEY_2, states.production_deployment())
-        running.fleet.clock.advance(timedelta(days=11))
+        running.fleet.advance_clock(timedelta(days=11))
     elif file == "edited":
         body = edit_licence(production_file, licensed_to="somebody else")
     else:
@@ -817,7 +817,7 @@ def test_expiry_through_the_fleet_clock(make_fleet: FleetFactory, how: str) -> N
     a = _licensed_in(running, how)
     assert a.licence().json()["days_left"] == 30
 
-    running.fleet.clock.advance(timedelta(days=31))
+    running.fleet.advance_clock(timedelta(days=31))
 
     doc = a.licence().json()
     assert doc["days_left"] == 0
@@ -832,15 +832,15 @@ def test_expiry_through_the_fleet_clock(make_fleet: FleetFactory, how: str) -> N
 
 def test_licence_is_valid_through_its_expiration_date(make_fleet: FleetFactory) -> None:
     running = make_fleet(keys=(KeySpec(KEY_1, slots=2, days=30),))
-    running.fleet.clock.freeze()
+    running.fleet.freeze_clock()
     a = States(running).put("a", A)
 
-    running.fleet.clock.advance(timedelta(days=30))
+    running.fleet.advance_clock(timedelta(days=30))
 
     assert a.licence().json()["days_left"] == 0
     expect(a.readyz(), 200, {})
     assert a.scan(b"hello").status_code == 200
-    running.fleet.clock.advance(timedelta(days=1))
+    running.fleet.advance_clock(timedelta(days=1))
     expect(a.scan(b"hello"), 500, {"err": "License is expired"})
 
 

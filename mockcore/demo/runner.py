@@ -11,8 +11,7 @@ from typing import Any, Protocol
 
 import requests
 
-from mockcore.demo import fleetview
-from mockcore.demo.calls import ACTIVATION_SERVER, Answer, Call, Exchange
+from mockcore.calls import ACTIVATION_SERVER, Answer, Call, Exchange
 from mockcore.demo.scripts import Context, Demo, Step, login_steps
 from mockcore.http.control_api import TOKEN_HEADER
 
@@ -116,7 +115,7 @@ class RemoteFleet:
             raise DemoProblem(f"{url} did not answer JSON: is it a mockcore fleet?") from exc
 
     def summary(self) -> dict[str, Any]:
-        return fleetview.summarise(self.control("GET", "/state"))
+        return self.control("GET", "/view")
 
     def send(self, call: Call, apikey: str | None) -> Exchange:
         url = self.urls[call.face] + call.target
@@ -234,7 +233,7 @@ def outcome(demo: Demo, ctx: Context, records: list[StepRecord], ok: bool) -> di
         "ok": ok,
         "steps_run": len(records),
         "steps": last.total if last else 0,
-        "states": fleetview.states(last.state) if last else {},
+        "states": {name: inst["state"] for name, inst in last.state["instances"].items()} if last else {},
     }
     if ok:
         document["proved"] = {

@@ -12,9 +12,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from mockcore import calls
+from mockcore.calls import Answer, Call
 from mockcore.catalogue import DEFAULT_ENTRIES, ErrorCode
-from mockcore.demo import calls
-from mockcore.demo.calls import Answer, Call
 
 SCANNED_CONTENT = b"mockcore demo: a harmless file to scan\n"
 SCANNED_NAME = "demo.txt"

@@ -1,14 +1,14 @@
-"""The activation server face of SPEC §5: `/activation` answers a YAML licence file, failures stay HTTP 200
-with the reason phrase `Invalid parameter` or `Activation failed` and a YAML `error: '...'` body; `/deactivation`
-answers JSON on success."""
+"""The activation server face (docs/activation-server.md): `/activation` answers a YAML licence file, failures
+stay HTTP 200 with the reason phrase `Invalid parameter` or `Activation failed` and a YAML `error: '...'` body;
+`/deactivation` answers JSON on success."""
 
 from __future__ import annotations
 
 from flask import Flask, Response, jsonify, request
 
-from mockcore.activation import ActivationRefused, NotActivated
 from mockcore.fleet import Fleet
 from mockcore.http.rendering import CONTRACT_PATH, contract_view, install_error_rendering
+from mockcore.rules import ActivationRefused, NotActivated
 
 YAML_MIMETYPE = "application/x-yaml"
 

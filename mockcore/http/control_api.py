@@ -15,8 +15,9 @@ from flask import Blueprint, Response, request
 
 from mockcore import __version__, scenarios
 from mockcore.clock import EARLIEST, LATEST, ClockOutOfRange
+from mockcore.config import ACTIVATION_FACE
 from mockcore.faults import InvalidFault
-from mockcore.fleet import Fleet
+from mockcore.fleet import ClockReading, Fleet
 from mockcore.http.rendering import json_response, read_body
 from mockcore.journal import MAX_CAP
 from mockcore.scanning import Progression
@@ -57,9 +58,8 @@ def _number(doc: dict[str, Any], name: str) -> float:
     return float(value)
 
 
-def clock_view(fleet: Fleet) -> dict[str, Any]:
-    now = fleet.clock.now()
-    return {"now": now.isoformat(), "date": now.date().isoformat(), "frozen": fleet.clock.frozen}
+def clock_view(reading: ClockReading) -> dict[str, Any]:
+    return {"now": reading.now.isoformat(), "date": reading.now.date().isoformat(), "frozen": reading.frozen}
 
 
 def create_control_blueprint(
@@ -92,8 +92,8 @@ def create_control_blueprint(
             {
                 "mockcore": __version__,
                 "emulated_version": fleet.config.version,
-                "instances": {name: served.get(name) for name in fleet.instances},
-                "activation_server": served.get("activation_server"),
+                "instances": {name: served.get(name) for name in fleet.names},
+                "activation_server": served.get(ACTIVATION_FACE),
             }
         )
 
@@ -105,6 +105,10 @@ def create_control_blueprint(
     @control.get("/state")
     def get_state() -> Response:
         return json_response(fleet.dump())
+
+    @control.get("/view")
+    def get_view() -> Response:
+        return json_response(fleet.view())
 
     @control.get("/slots")
     def get_slots() -> Response:
@@ -134,7 +138,7 @@ def create_control_blueprint(
 
     @control.get("/clock")
     def get_clock() -> Response:
-        return json_response(clock_view(fleet))
+        return json_response(clock_view(fleet.clock()))
 
     @control.put("/clock")
     def set_clock() -> Response:
@@ -149,16 +153,10 @@ def create_control_blueprint(
             moment = parse_datetime(doc["now"], "now") if "now" in doc else None
         except InvalidSnapshot as exc:
             raise ControlError(400, str(exc)) from exc
-        with fleet.lock:
-            if moment is not None and not EARLIEST <= moment <= LATEST:
-                raise ControlError(400, f"`now` must lie between {EARLIEST.isoformat()} and {LATEST.isoformat()}.")
-            if frozen is True:
-                fleet.clock.freeze()
-            elif frozen is False:
-                fleet.clock.unfreeze()
-            if moment is not None:
-                fleet.clock.set(moment)
-            return json_response(clock_view(fleet))
+        try:
+            return json_response(clock_view(fleet.set_clock(moment, frozen)))
+        except ClockOutOfRange as exc:
+            raise ControlError(400, f"`now` must lie between {EARLIEST.isoformat()} and {LATEST.isoformat()}.") from exc
 
     @control.post("/clock/advance")
     def advance_clock() -> Response:
@@ -167,44 +165,38 @@ def create_control_blueprint(
             raise ControlError(400, "Expected any of `days`, `hours`, `minutes`, `seconds` (numbers).")
         try:
             delta = timedelta(**{name: _number(doc, name) for name in doc})
-            with fleet.lock:
-                fleet.clock.advance(delta)
-                return json_response(clock_view(fleet))
+            return json_response(clock_view(fleet.advance_clock(delta)))
         except (OverflowError, ClockOutOfRange) as exc:
             raise ControlError(400, "That moves the clock out of range.") from exc
 
     @control.post("/clock/freeze")
     def freeze_clock() -> Response:
-        with fleet.lock:
-            fleet.clock.freeze()
-            return json_response(clock_view(fleet))
+        return json_response(clock_view(fleet.freeze_clock()))
 
     @control.post("/clock/unfreeze")
     def unfreeze_clock() -> Response:
-        with fleet.lock:
-            fleet.clock.unfreeze()
-            return json_response(clock_view(fleet))
+        return json_response(clock_view(fleet.unfreeze_clock()))
 
     @control.get("/faults")
     def list_faults() -> Response:
-        return json_response([rule.public() for rule in fleet.faults.rules()])
+        return json_response([rule.public() for rule in fleet.fault_rules()])
 
     @control.post("/faults")
     def add_fault() -> Response:
         try:
-            rule = fleet.faults.add(_json_body())
+            rule = fleet.add_fault(_json_body())
         except InvalidFault as exc:
             raise ControlError(400, f"Invalid fault rule: {exc}") from exc
         return json_response(rule.public(), 201)
 
     @control.delete("/faults")
     def clear_faults() -> Response:
-        fleet.faults.clear()
+        fleet.clear_faults()
         return json_response({"cleared": True})
 
     @control.delete("/faults/<rule_id>")
     def remove_fault(rule_id: str) -> Response:
-        if not fleet.faults.remove(rule_id):
+        if not fleet.remove_fault(rule_id):
             raise ControlError(404, f"No fault rule {rule_id!r}.")
         return json_response({"removed": rule_id})
 
@@ -214,18 +206,18 @@ def create_control_blueprint(
         limit = args.get("limit")
         if limit is not None and not limit.isdigit():
             raise ControlError(400, "`limit` is a whole number.")
-        entries = fleet.journal.entries(
+        entries = fleet.journal(
             instance=args.get("instance"),
             method=args.get("method"),
             path=args.get("path"),
             face=args.get("face"),
             limit=int(limit) if limit is not None else None,
         )
-        return json_response({"cap": fleet.journal.cap, "entries": entries})
+        return json_response({"cap": fleet.journal_cap, "entries": entries})
 
     @control.delete("/journal")
     def clear_journal() -> Response:
-        fleet.journal.clear()
+        fleet.clear_journal()
         return json_response({"cleared": True})
 
     @control.put("/journal/config")
@@ -234,8 +226,8 @@ def create_control_blueprint(
         cap = doc.get("cap")
         if set(doc) != {"cap"} or isinstance(cap, bool) or not isinstance(cap, int) or not 0 <= cap <= MAX_CAP:
             raise ControlError(400, f'Expected {{"cap": 0-{MAX_CAP}}} (0 turns the journal off).')
-        fleet.journal.set_cap(cap)
-        return json_response({"cap": fleet.journal.cap})
+        fleet.set_journal_cap(cap)
+        return json_response({"cap": fleet.journal_cap})
 
     @control.get("/progression")
     def get_progression() -> Response:
@@ -256,7 +248,7 @@ def create_control_blueprint(
                     400, f"`{name}` is a {'whole ' if name.endswith('polls') else ''}number from 0 to {limit:g}."
                 )
             values[name] = value
-        fleet.progression = Progression(**values)
+        fleet.set_progression(Progression(**values))
         return json_response(asdict(fleet.progression))
 
     return control

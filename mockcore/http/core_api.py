@@ -1,4 +1,5 @@
-"""The Core instance face of SPEC §4: one Flask app per instance, each view parse -> one fleet call -> render."""
+"""The Core instance face (docs/responses.md): one Flask app per instance, each view parse -> one fleet call ->
+render."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ from flask import Flask, Response, request
 from werkzeug.routing import IntegerConverter
 
 from mockcore.accounts import User
-from mockcore.activation import MAX_LICENCE_BYTES, parse_quantity
+from mockcore.activation import MAX_LICENCE_BYTES
 from mockcore.catalogue import ErrorCode, LicenceError
 from mockcore.fleet import Fleet
 from mockcore.http.rendering import (
@@ -18,6 +19,7 @@ from mockcore.http.rendering import (
     read_body,
     string_field,
 )
+from mockcore.rules import parse_quantity
 
 SCAN_LIMIT = 64 * 1024 * 1024
 
@@ -57,14 +59,12 @@ def create_core_app(fleet: Fleet, name: str) -> Flask:
     def login() -> Response:
         doc = json_object()
         user, password = string_field(doc, "user"), string_field(doc, "password")
-        with fleet.lock:
-            return json_response(fleet.instances[name].accounts.login(user, password))
+        return json_response(fleet.login(name, user, password))
 
     @app.post("/logout")
     def logout() -> Response:
         admin()
-        with fleet.lock:
-            fleet.instances[name].accounts.logout(request.headers["apikey"])
+        fleet.logout(name, request.headers["apikey"])
         return json_response({"response": "Logout success"})
 
     @app.get("/user")
@@ -76,17 +76,14 @@ def create_core_app(fleet: Fleet, name: str) -> Flask:
         user = admin()
         doc = json_object()
         old, new = string_field(doc, "old_password"), string_field(doc, "new_password")
-        with fleet.lock:
-            fleet.instances[name].accounts.change_password(user, old, new)
+        fleet.change_password(name, user, old, new)
         return success()
 
     @app.put("/admin/user/<digits:user_id>")
     def set_user_apikey(user_id: int) -> Response:
         user = admin()
         key = string_field(json_object(), "api_key")
-        with fleet.lock:
-            updated = fleet.instances[name].accounts.set_apikey(user, user_id, key)
-            return json_response(updated.public())
+        return json_response(fleet.set_apikey(name, user, user_id, key))
 
     # Licence
 

@@ -9,7 +9,7 @@
   scenarios and the operations.
 - `GET /_mock/ui/diagram.svg`: the lifecycle diagram (mockcore.diagram), each instance's state highlighted.
 - `POST /_mock/ui/call` `{"operation", "instance", "key", "production", "deployment"}`: a button. The calls of the
-  operation (mockcore.demo.operations) go through the target face's WSGI app in-process: the same code as a real
+  operation (mockcore.operations) go through the target face's WSGI app in-process: the same code as a real
   request (fault rules, journal, persistence), with the fleet's configured API key, and no cross-origin request
   from the page (the emulated Core API has no CORS, as a real Core). Answers every call made with its answer.
 """
@@ -26,13 +26,12 @@ from urllib.parse import urlencode
 from flask import Blueprint, Response, request
 from werkzeug.test import Client
 
-from mockcore import __version__, diagram, scenarios, snapshot
-from mockcore.demo import calls, fleetview
-from mockcore.demo.calls import Answer, Call, Exchange
-from mockcore.demo.operations import OPERATIONS, OperationRefused, params_from
+from mockcore import __version__, calls, diagram, scenarios
+from mockcore.calls import Answer, Call, Exchange
 from mockcore.fleet import Fleet
-from mockcore.http.control_api import TOKEN_HEADER, clock_view
+from mockcore.http.control_api import TOKEN_HEADER
 from mockcore.http.rendering import json_response, read_body
+from mockcore.operations import OPERATIONS, OperationRefused, params_from
 
 JOURNAL_SHOWN = 15
 JOURNAL_BODY = 300
@@ -90,27 +89,17 @@ def _journal_entry(entry: dict[str, Any]) -> dict[str, Any]:
 
 
 def fleet_view(fleet: Fleet, urls: dict[str, str]) -> dict[str, Any]:
-    """What the page shows, in one consistent read."""
-    with fleet.lock:
-        document = {
-            "clock": {"now": fleet.clock.now().isoformat(), "frozen": fleet.clock.frozen},
-            "keys": [snapshot.dump_key(key) for key in fleet.activation.keys.values()],
-            "instances": {
-                name: {"deployment": inst.deployment, "licence": snapshot.dump_licence(inst.licence)}
-                for name, inst in fleet.instances.items()
-            },
-        }
-        clock = clock_view(fleet)
-    summary = fleetview.summarise(document)
+    """What the page shows: the fleet's view (one consistent read) and the last journal entries."""
+    summary = fleet.view()
     return {
         "mockcore": __version__,
         "emulated_version": fleet.config.version,
-        "clock": clock,
+        "clock": {"now": summary["clock"]["now"], "date": summary["today"], "frozen": summary["clock"]["frozen"]},
         "instances": [{"name": name, "url": urls.get(name), **inst} for name, inst in summary["instances"].items()],
         "activation_server": {"url": urls.get(calls.ACTIVATION_SERVER), "keys": summary["keys"]},
         "journal": {
-            "cap": fleet.journal.cap,
-            "entries": [_journal_entry(e) for e in fleet.journal.entries(limit=JOURNAL_SHOWN)],
+            "cap": fleet.journal_cap,
+            "entries": [_journal_entry(e) for e in fleet.journal(limit=JOURNAL_SHOWN)],
         },
         "scenarios": {name: s.description for name, s in scenarios.SCENARIOS.items()},
         "operations": [spec.public() for spec in OPERATIONS.values()],
@@ -200,11 +189,9 @@ def create_dashboard_blueprint(
             doc = json.loads(read_body(CALL_LIMIT).decode("utf-8"))
         except (UnicodeDecodeError, ValueError) as exc:
             raise DashboardError(400, f"The body is not JSON: {exc}") from exc
-        with fleet.lock:
-            deployments = {name: inst.deployment for name, inst in fleet.instances.items()}
-            keys = list(fleet.activation.keys)
+        keys = [key.key for key in fleet.activation_keys()]
         try:
-            spec, params = params_from(doc, deployments, keys)
+            spec, params = params_from(doc, fleet.deployments(), keys)
         except OperationRefused as exc:
             raise DashboardError(400, str(exc)) from exc
         faces, served = apps(), urls()

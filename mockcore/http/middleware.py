@@ -77,11 +77,11 @@ class FaceMiddleware:
         if path.startswith("/_mock/"):
             return self.app(environ, start_response)
         method = environ.get("REQUEST_METHOD", "GET")
-        journalling = bool(self.fleet.journal.cap)
+        journalling = bool(self.fleet.journal_cap)
         started = time.perf_counter()
         arrived = datetime.now(UTC).isoformat() if journalling else ""
-        fleet_time = self.fleet.clock.now().isoformat() if journalling else ""
-        rule = self.fleet.faults.fire(self.face, self.instance, method, path)
+        fleet_time = self.fleet.now().isoformat() if journalling else ""
+        rule = self.fleet.fire_fault(self.face, self.instance, method, path)
         if rule is not None and rule.delay:
             time.sleep(rule.delay)
         recording = _RecordingInput(environ["wsgi.input"])
@@ -118,7 +118,7 @@ class FaceMiddleware:
             recording.drain()
         if journalling:
             joined = b"".join(body)
-            self.fleet.journal.record(
+            self.fleet.record(
                 JournalEntry(
                     id=0,  # numbered by the journal
                     time=arrived,

@@ -13,11 +13,12 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlencode
 
+from mockcore.config import ACTIVATION_FACE
 from mockcore.lifecycle import ENDPOINTS, Operation
 
 # The face name of the activation server, as mockcore.server.ACTIVATION names it (that module cannot be imported
 # here: the server imports the dashboard, which imports this module).
-ACTIVATION_SERVER = "activation_server"
+ACTIVATION_SERVER = ACTIVATION_FACE
 SHOWN_BODY = 4000  # characters of a body kept for showing
 
 

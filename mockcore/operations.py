@@ -11,8 +11,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from mockcore.demo import calls
-from mockcore.demo.calls import Answer, Call
+from mockcore import calls
+from mockcore.calls import Answer, Call
 
 SCANNED_CONTENT = b"mockcore dashboard: a harmless file to scan\n"
 SCANNED_NAME = "dashboard.txt"

@@ -1,0 +1,5 @@
+"""`python -m mockcore`: the `mockcore` command line."""
+
+from mockcore.cli import main
+
+main()

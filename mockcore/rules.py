@@ -1,0 +1,291 @@
+"""Every licence rule, decided in one place: one decision per operation, pure (no lock, no clock read, no I/O).
+
+A decision takes the licence as the instance sees it and `Facts` (today, and the activation server's keys as
+read-only values), and answers what the operation does (`Decision`: the next licence and the slot changes) or
+raises the catalogue's LicenceError (an activation server refusal for its own face). The fleet takes its lock,
+gathers the facts, asks, and applies the answer; a refused operation therefore changes nothing.
+
+The order of checks (docs/behaviour.md, "Order of checks"): the transition table first, then whether the
+activation server can be reached (online operations only), then keys, slots and files. Faulty servers for the
+contract suite's own tests subclass `LicenceRules` and break one decision.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import Any
+
+from mockcore.catalogue import ErrorCode, LicenceError
+from mockcore.identity import ACTIVATION_KEY_RE, DEPLOYMENT_RE
+from mockcore.lifecycle import (
+    ActivationKey,
+    Licence,
+    LicenceFile,
+    LicenceState,
+    Operation,
+    SlotChange,
+    allowed,
+    format_expiration,
+)
+
+MIN_QUANTITY, MAX_QUANTITY = 1, 1000
+
+# The activation server's refusals are HTTP 200 with one of these reason phrases (docs/activation-server.md).
+INVALID_PARAMETER = "Invalid parameter"
+ACTIVATION_FAILED = "Activation failed"
+
+
+class ActivationRefused(Exception):
+    """The activation server's refusal: the HTTP reason phrase it answers with and its error text."""
+
+    def __init__(self, reason: str, text: str, *, no_slot: bool = False) -> None:
+        super().__init__(text)
+        self.reason = reason
+        self.text = text
+        self.no_slot = no_slot
+
+
+class NotActivated(Exception):
+    """`/deactivation` for a deployment that holds no slot on the key."""
+
+
+def _invalid(what: str, advice: str) -> ActivationRefused:
+    return ActivationRefused(
+        INVALID_PARAMETER, f"Could not activate your product because the {what} you provided is invalid. {advice}"
+    )
+
+
+_NUMERIC = re.compile(r"[0-9]{1,16}")
+
+
+def parse_quantity(value: object) -> int | None:
+    """An integer or a numeric string from 1 to 1000, else None. A numeric string is ASCII digits only (no sign,
+    no spaces, at most 16), as the contract's pattern says. Booleans are not numbers here."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        number = value
+    elif isinstance(value, str) and _NUMERIC.fullmatch(value):
+        number = int(value)
+    else:
+        return None
+    return number if MIN_QUANTITY <= number <= MAX_QUANTITY else None
+
+
+@dataclass(frozen=True)
+class Facts:
+    """What a decision may read besides the licence: the fleet's moment and the activation server's keys."""
+
+    now: datetime
+    keys: Mapping[str, ActivationKey]
+
+    @property
+    def today(self) -> date:
+        return self.now.date()
+
+    def holds_slot(self, key: str | None, deployment: str) -> bool:
+        found = self.keys.get(key) if key is not None else None
+        return found is not None and found.holds(deployment)
+
+
+@dataclass(frozen=True)
+class Decision:
+    """What an allowed operation does: the instance's next licence and the changes of slots."""
+
+    licence: Licence
+    slots: tuple[SlotChange, ...] = ()
+
+
+class LicenceRules:
+    """The decisions. Stateless: one shared instance (`RULES`) serves every fleet."""
+
+    # The activation server (docs/activation-server.md)
+
+    def obtain(
+        self, key: object, deployment: object, quantity: object, facts: Facts
+    ) -> tuple[LicenceFile, tuple[SlotChange, ...]]:
+        """`/activation`: the licence file a deployment gets, taking a slot unless it holds one already."""
+        if not isinstance(key, str) or not ACTIVATION_KEY_RE.fullmatch(key):
+            raise _invalid("Activation Key", "Please check the key and try again.")
+        if not isinstance(deployment, str) or not DEPLOYMENT_RE.fullmatch(deployment):
+            raise _invalid("Deployment ID", "Please check the Deployment ID and try again.")
+        if parse_quantity(quantity) is None:
+            raise _invalid("quantity", f"The quantity must be a whole number from {MIN_QUANTITY} to {MAX_QUANTITY}.")
+        found = facts.keys.get(key)
+        if found is None:
+            raise ActivationRefused(ACTIVATION_FAILED, "The Activation Key is not known to the activation server.")
+        if facts.today > found.terms.expires:
+            raise ActivationRefused(ACTIVATION_FAILED, "The Activation Key has expired.")
+        changes: tuple[SlotChange, ...] = ()
+        if not found.holds(deployment):
+            if found.free <= 0:
+                raise ActivationRefused(
+                    ACTIVATION_FAILED, "The Activation Key has no free activation left.", no_slot=True
+                )
+            changes = (SlotChange(key, take=deployment),)
+        return LicenceFile(found.terms, deployment, facts.now.replace(microsecond=0).isoformat()), changes
+
+    def release(self, key: str, deployment: str, facts: Facts) -> SlotChange:
+        """`/deactivation`: the deployment gives its slot up."""
+        if not facts.holds_slot(key, deployment):
+            raise NotActivated(f"{deployment} is not activated with this key")
+        return SlotChange(key, release=deployment)
+
+    # What every request sees first
+
+    def seen(self, licence: Licence, deployment: str, facts: Facts) -> Licence:
+        """An online instance consults the activation server on each request: a slot gone there is a licence
+        lost (docs/behaviour.md, "Keys and slots")."""
+        return licence.as_seen(facts.holds_slot(licence.key, deployment))
+
+    # Licence operations (docs/behaviour.md, "Transitions")
+
+    def activate(
+        self, licence: Licence, deployment: str, key: str, quantity: int, facts: Facts, reachable: bool
+    ) -> Decision:
+        allowed(Operation.ACTIVATE, licence.state)
+        self._reach(reachable)
+        try:
+            issued, changes = self.obtain(key, deployment, quantity, facts)
+        except ActivationRefused as refused:
+            code = ErrorCode.NO_SLOT if refused.no_slot else ErrorCode.ACTIVATION_FAILED
+            raise LicenceError(code, None if refused.no_slot else refused.text) from refused
+        moved = self._moving(licence, deployment, key, facts)
+        return Decision(licence.activated(issued.terms, online=True), (*changes, *moved))
+
+    def upload(self, licence: Licence, deployment: str, file: LicenceFile | None, facts: Facts) -> Decision:
+        allowed(Operation.UPLOAD, licence.state)
+        usable = self._usable(file, facts)
+        if usable.deployment != deployment:
+            raise LicenceError(ErrorCode.INVALID_LICENSE)
+        moved = self._moving(licence, deployment, usable.terms.activation_key, facts)
+        return Decision(licence.activated(usable.terms, online=False), moved)
+
+    def register_online(
+        self, licence: Licence, deployment: str, key: str, production: str, facts: Facts, reachable: bool
+    ) -> Decision:
+        allowed(Operation.REGISTER_ONLINE, licence.state)
+        self._reach(reachable)
+        found = facts.keys.get(key)
+        if found is None:
+            raise LicenceError(ErrorCode.BACKUP_KEY)
+        if production == deployment or not found.holds(production):
+            raise LicenceError(ErrorCode.BACKUP_PRODUCTION)
+        return Decision(licence.registered_backup(found.terms, production, online=True))
+
+    def register_offline(self, licence: Licence, deployment: str, file: LicenceFile | None, facts: Facts) -> Decision:
+        allowed(Operation.REGISTER_OFFLINE, licence.state)
+        usable = self._usable(file, facts)
+        if usable.deployment == deployment:
+            raise LicenceError(ErrorCode.INVALID_LICENSE)  # a backup of itself
+        return Decision(licence.registered_backup(usable.terms, usable.deployment, online=False))
+
+    def unregister(self, licence: Licence) -> Decision:
+        return Decision(licence.unregistered())
+
+    def nominate(self, licence: Licence, deployment: str, facts: Facts, reachable: bool) -> Decision:
+        """The backup gets the production's slot if it still holds one (the production loses it, even when the
+        backup holds a stale slot of its own), else a slot it holds already, else a free one."""
+        allowed(Operation.NOMINATE, licence.state)
+        self._reach(reachable)
+        key, production = licence.key, licence.production
+        assert key is not None and production is not None  # a backup licence has both
+        found = facts.keys.get(key)
+        if found is not None and found.holds(production):
+            handed = None if found.holds(deployment) else deployment
+            return Decision(licence.nominated(), (SlotChange(key, release=production, take=handed),))
+        if found is not None and found.holds(deployment):
+            return Decision(licence.nominated())
+        if found is not None and found.free > 0:
+            return Decision(licence.nominated(), (SlotChange(key, take=deployment),))
+        raise LicenceError(ErrorCode.NO_SLOT)
+
+    def deactivate(self, licence: Licence, deployment: str, facts: Facts, reachable: bool) -> Decision:
+        """Online, the slot is freed at the activation server; offline, it stays held (only the activation
+        server's `/deactivation` frees it)."""
+        allowed(Operation.DEACTIVATE, licence.state)
+        if licence.online:
+            self._reach(reachable)
+        return Decision(licence.deactivated(), self._online_slot(licence, deployment, facts))
+
+    # Scans, engines, health (docs/behaviour.md, "Scans and engines")
+
+    def scan(self, licence: Licence, size: int, facts: Facts) -> None:
+        if size == 0:
+            raise LicenceError(ErrorCode.EMPTY_FILE)
+        if licence.state.is_backup:
+            raise LicenceError(ErrorCode.SCAN_BACKUP)
+        if licence.state is LicenceState.UNLICENSED:
+            raise LicenceError(ErrorCode.SCAN_UNLICENSED)
+        if licence.expired(facts.today):
+            raise LicenceError(ErrorCode.EXPIRED_SCAN)
+
+    def change_engine(self, licence: Licence, known: bool) -> None:
+        if not licence.licensed:
+            raise LicenceError(ErrorCode.ENGINES_UNLICENSED)
+        if not known:
+            raise LicenceError(ErrorCode.NOT_FOUND)
+
+    def engines_listed(self, licence: Licence) -> bool:
+        """An unlicensed instance lists no engines."""
+        return licence.licensed
+
+    def readiness(self, licence: Licence, facts: Facts) -> str:
+        """The licence status `/readyz` reports: `ok`, `expired` or `invalid`."""
+        if not licence.licensed:
+            return "invalid"
+        return "expired" if licence.expired(facts.today) else "ok"
+
+    # The licence view (docs/responses.md, `GET /admin/license`)
+
+    def licence_view(self, licence: Licence, deployment: str, facts: Facts) -> dict[str, Any]:
+        if not licence.licensed or licence.terms is None:
+            info: dict[str, Any] = {"deployment": deployment, "deployment_id": deployment}
+            if licence.reactivate:
+                info["reactivate"] = True
+            return info
+        terms = licence.terms
+        return {
+            "days_left": licence.days_left(facts.today),
+            "deployment": deployment,
+            "expiration": format_expiration(terms.expires),
+            "licensed_engines": terms.licensed_engines,
+            "licensed_to": terms.licensed_to,
+            "max_node_count": terms.max_node_count,
+            "online_activated": licence.online,
+            "product_id": terms.product_id,
+            "product_name": terms.product_name,
+        }
+
+    # Shared steps
+
+    @staticmethod
+    def _reach(reachable: bool) -> None:
+        if not reachable:
+            raise LicenceError(ErrorCode.ACTIVATION_UNREACHABLE)
+
+    @staticmethod
+    def _usable(file: LicenceFile | None, facts: Facts) -> LicenceFile:
+        """A licence file this fleet signed and still valid today (invalid and expired files read the same)."""
+        if file is None or facts.today > file.terms.expires:
+            raise LicenceError(ErrorCode.INVALID_LICENSE)
+        return file
+
+    @staticmethod
+    def _online_slot(licence: Licence, deployment: str, facts: Facts) -> tuple[SlotChange, ...]:
+        """The slot an online licence holds, given up (an offline licence's slot stays held)."""
+        if licence.online and licence.key is not None and facts.holds_slot(licence.key, deployment):
+            return (SlotChange(licence.key, release=deployment),)
+        return ()
+
+    def _moving(self, licence: Licence, deployment: str, new_key: str, facts: Facts) -> tuple[SlotChange, ...]:
+        """A production moving to another key frees its old online slot."""
+        if licence.state is LicenceState.ACTIVE and licence.key != new_key:
+            return self._online_slot(licence, deployment, facts)
+        return ()
+
+
+RULES = LicenceRules()
