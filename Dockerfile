@@ -5,7 +5,7 @@
 #   docker run -p 8008:8008 -p 8010:8010 -p 8009:8009 mockcore serve --host 0.0.0.0 --instance prod=8008 --instance backup=8010
 #
 # BASE is any image with Python >= 3.11 as `python3`, `venv` and `pip`: the default is the official slim image;
-# tests/test_container.py builds on a Debian bookworm rootfs made with debootstrap (see the README).
+# tests/test_container.py builds on a Debian bookworm rootfs made with debootstrap (see docs/guides/test-double.md, Container).
 ARG BASE=python:3.11-slim
 
 FROM ${BASE} AS build

@@ -1,5 +1,6 @@
 """Deliberately faulty servers: each is the emulator with ONE licence rule broken, served through the same HTTP face,
-so the contract suite can show that it catches that rule (README, "The suite can fail").
+so the contract suite can show that it catches that rule (docs/guides/checking-a-server.md, "From pytest, and the
+budgets").
 
 A variant either subclasses `Fleet` (a rule of the licence state machine) or wraps a face's WSGI app (an answer
 on the wire). Each names the contract rules a report may blame for it: the rule it breaks, seen from the suite.
@@ -154,7 +155,7 @@ class RegistersWithoutProduction(Fleet):
                 inst.licence = inst.licence.registered_backup(found.terms, production, online=True)
 
 
-# The activation server's own endpoints and the files they hand out (SPEC §5).
+# The activation server's own endpoints and the files they hand out (docs/activation-server.md).
 
 
 class ReissueTakesSlot(Fleet):
@@ -190,7 +191,7 @@ class FileOutlivesKey(Fleet):
             return self.activation.render(replace(licence, terms=terms))
 
 
-# Licence-file validity at upload and offline registration (SPEC §3, §8).
+# Licence-file validity at upload and offline registration (docs/behaviour.md, Transitions and Licence files).
 
 
 class AcceptsExpiredFile(Fleet):
@@ -228,7 +229,7 @@ class RegistersBackupOfItself(Fleet):
             inst.licence = inst.licence.registered_backup(licence.terms, licence.deployment, online=False)
 
 
-# Expiry boundaries (SPEC §2).
+# Expiry boundaries (docs/behaviour.md, Licence states and Expiry).
 
 
 class ExpiresOnLastDay(Fleet):
@@ -250,7 +251,7 @@ class ExpiresOnLastDay(Fleet):
             return ("expired" if status == "ok" and self._on_last_day(name) else status), engines
 
 
-# The licence view, by value and type (SPEC §4, §8).
+# The licence view, by value and type (docs/responses.md, docs/decisions.md).
 
 
 class UploadReportsOnline(Fleet):
@@ -264,7 +265,7 @@ class UploadReportsOnline(Fleet):
             return info
 
 
-# Slot availability at nomination and re-activation (SPEC §3, nomination).
+# Slot availability at nomination and re-activation (docs/behaviour.md, Transitions).
 
 
 class NominationOverfillsKey(Fleet):
@@ -309,7 +310,7 @@ class ReactivationTakesSlot(Fleet):
         super().activate(name, key, quantity)
 
 
-# Authentication and sessions (SPEC §4).
+# Authentication and sessions (docs/behaviour.md, Authentication and accounts).
 
 
 class _KeepsSessions(Accounts):
@@ -338,7 +339,7 @@ class WrongPasswordLogsIn(Fleet):
         return _AnyPassword(self.config.admin_user, self.config.admin_password, self.config.resolved_apikey)
 
 
-# Scans and engines (SPEC §2, §4).
+# Scans and engines (docs/behaviour.md, Scans and engines; docs/responses.md).
 
 
 class EicarReportedClean(Fleet):

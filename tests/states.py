@@ -41,7 +41,7 @@ def closing_clients() -> Iterator[None]:
     _ACTIVATION_CLIENTS.clear()
 
 
-# SPEC §4 success bodies.
+# Success bodies (docs/responses.md).
 OK: dict[str, object] = {"success": True}
 BACKUP_REGISTERED: dict[str, object] = {
     "success": "The backup MetaDefender Core instance is now registered as a backup one."
@@ -53,7 +53,7 @@ NOMINATED: dict[str, object] = {
     "success": "This MetaDefender Core instance is now fully activated and allowed to process files."
 }
 
-# SPEC §5: the fields of a licence file issued by the activation server.
+# The fields of a licence file issued by the activation server (docs/behaviour.md, Licence files).
 LICENCE_FILE_FIELDS = {
     "product_id",
     "product_name",
@@ -68,7 +68,7 @@ LICENCE_FILE_FIELDS = {
     "signature",
 }
 
-# SPEC §4: the fields of the licensed shape of GET /admin/license.
+# The fields of the licensed shape of GET /admin/license (docs/responses.md, The licence view).
 LICENSED_FIELDS = {
     "days_left",
     "deployment",
@@ -126,7 +126,7 @@ def observe(client: CoreClient) -> LicenceState:
 
 
 def assert_unlicensed(client: CoreClient, deployment: str, *, reactivate: bool) -> None:
-    """Unlicensed shape of SPEC §4: both deployment keys, `reactivate: true` only when a key is held."""
+    """Unlicensed shape (docs/responses.md): both deployment keys, `reactivate: true` only when a key is held."""
     expected: dict[str, object] = {"deployment": deployment, "deployment_id": deployment}
     if reactivate:
         expected["reactivate"] = True
@@ -135,7 +135,7 @@ def assert_unlicensed(client: CoreClient, deployment: str, *, reactivate: bool) 
 
 
 def assert_licensed(client: CoreClient, deployment: str, *, online: bool, backup: bool) -> dict[str, Any]:
-    """Licensed shape of SPEC §4 with the instance's own deployment; returns the licence body."""
+    """Licensed shape (docs/responses.md) with the instance's own deployment; returns the licence body."""
     response = client.licence()
     assert response.status_code == 200
     doc: dict[str, Any] = response.json()

@@ -1,4 +1,5 @@
-"""The activation server of SPEC §5 over HTTP: licence files, slots, its HTTP-200 failures, and `/deactivation`."""
+"""The activation server (docs/activation-server.md) over HTTP: licence files, slots, its HTTP-200 failures, and
+`/deactivation`."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from tests.conftest import FleetFactory, RunningFleet
 from tests.states import LICENCE_FILE_FIELDS
 
 UNKNOWN_KEY = "Zzzz-0000-Zzzz-0000-Zzzz-0000-Zzzz"
-# The documented sentences (SPEC §5): their first sentence is fixed, what follows is the project's.
+# The documented sentences (docs/activation-server.md): their first sentence is fixed, what follows is ours.
 INVALID_KEY = "Could not activate your product because the Activation Key you provided is invalid."
 INVALID_DEPLOYMENT = "Could not activate your product because the Deployment ID you provided is invalid."
 INVALID_QUANTITY = "Could not activate your product because the quantity you provided is invalid."
@@ -59,7 +60,7 @@ def test_activation_answers_a_licence_file_and_takes_a_slot(fleet3: RunningFleet
     for name in LICENCE_FILE_FIELDS - {"online"}:
         assert isinstance(licence[name], str) and licence[name], name
     assert fleet3.slots_used() == {fleet3.key: 1}
-    # The file is for this deployment: the instance accepts it (SPEC §3, upload).
+    # The file is for this deployment: the instance accepts it (docs/behaviour.md, Transitions: upload).
     assert fleet3.core("a").upload(response.content).json() == {"success": True}
 
 
@@ -84,7 +85,7 @@ def test_asking_again_returns_a_file_without_a_new_slot(fleet3: RunningFleet) ->
 def test_activation_takes_a_numeric_quantity(fleet3: RunningFleet) -> None:
     for name, quantity in (("a", "1"), ("b", "1000")):
         _licence(fleet3.activation.obtain(fleet3.key, fleet3.core(name).deployment(), quantity))
-    # One slot per deployment whatever the quantity (SPEC §8).
+    # One slot per deployment whatever the quantity (docs/decisions.md, Slots).
     assert fleet3.slots_used() == {fleet3.key: 2}
 
 
@@ -147,7 +148,7 @@ def test_no_free_slot(make_fleet: FleetFactory) -> None:
 def test_expired_key(make_fleet: FleetFactory) -> None:
     running = make_fleet(keys=(KeySpec(slots=2, days=5),))
     deployment = running.core("a").deployment()
-    # Valid through its expiration date (README, "Expiry").
+    # Valid through its expiration date (docs/decisions.md, "Expiry").
     running.fleet.advance_clock(timedelta(days=5))
     _licence(running.activation.obtain(running.key, deployment))
     running.fleet.advance_clock(timedelta(days=2))
@@ -186,7 +187,8 @@ def test_deactivation_reaches_an_online_instance(fleet3: RunningFleet) -> None:
     client = fleet3.core("a")
     assert client.activate(fleet3.key).json() == {"success": True}
     assert fleet3.activation.release(fleet3.key, client.deployment()).status_code == 200
-    # SPEC §8: an online instance whose slot was freed is unlicensed with `reactivate` on its next request.
+    # An online instance whose slot was freed is unlicensed with `reactivate` on its next request
+    # (docs/decisions.md, Online and offline instances).
     assert client.licence().json() == {
         "deployment": client.deployment(),
         "deployment_id": client.deployment(),

@@ -1,4 +1,4 @@
-"""SPEC acceptance: "Backups never consume a slot, whatever the sequence".
+"""Acceptance: "Backups never consume a slot, whatever the sequence" (docs/behaviour.md, Keys and slots).
 
 A Hypothesis state machine drives random operation sequences on a three-instance fleet with one or two keys
 (one slot, two slots, or one of each) and checks, after every step, only through the public HTTP API (licence
@@ -6,13 +6,14 @@ reads, `/admin/license/backup`, the activation server) plus `running.fleet.slot_
 
 (a) a backup registration or unregistration, accepted or refused, never changes any key's slot holders;
 (b) an instance in a backup state never gains a slot while it is a backup. A deployment may hold a *stale* slot
-    from before it became a backup (README "Slots": activated offline, deactivated, registered), and it may be
-    given one *by hand* at the activation server's `/activation` (SPEC §3 "Offline failover" obtains the
+    from before it became a backup (docs/decisions.md, "Slots": activated offline, deactivated, registered), and it
+    may be given one *by hand* at the activation server's `/activation` (the offline failover of docs/behaviour.md,
+    Transitions, obtains the
     backup's file before unregistering it): those are the operator's doing and are allowed; anything else is a
     leak;
 (c) slots used <= slots on every key, and no deployment holds two slots on one key;
 (d) every active online instance, once it has answered a request (an online instance learns of a freed slot
-    on its next request, SPEC §8), holds a slot on its key: the key is told apart by the licence's
+    on its next request, docs/decisions.md), holds a slot on its key: the key is told apart by the licence's
     `expiration`, the keys being given different lifetimes;
 (e) every refused answer (non-2xx, or the activation server's `200 Invalid parameter` / `200 Activation failed`)
     leaves `running.snapshot()` unchanged; every instance's licence is read before the snapshot is taken, so a
@@ -185,7 +186,7 @@ class BackupSlots(RuleBasedStateMachine):
         """Read licences (public API), which brings online instances up to date, then snapshot.
 
         Read: the instance the step spoke to, and every instance whose last read said `online_activated` (only
-        those consult the activation server, SPEC §8, so only those can change without being spoken to). The
+        those consult the activation server, docs/decisions.md, so only those can change without being spoken to). The
         others' last read still stands."""
         stale = [
             name

@@ -1,6 +1,6 @@
-"""Bad input never yields a 5xx or a traceback, and never changes state (SPEC §4 "Errors are always {"err"}",
-§6 E_BAD_REQUEST / E_TOO_LARGE / E_INVALID_LICENSE, §8 order of checks, README "Decisions where the vendor is
-silent").
+"""Bad input never yields a 5xx or a traceback, and never changes state (docs/behaviour.md, "Request handling" and
+"Order of checks"; docs/errors.md: E_BAD_REQUEST / E_TOO_LARGE / E_INVALID_LICENSE; docs/decisions.md, "Decisions
+where the vendor is silent").
 
 Most tests share one *arena* fleet whose instances sit in every licence state, so each bad request is tried
 where the state rule would otherwise answer first:
@@ -37,7 +37,7 @@ from mockcore.server import ACTIVATION, FleetServer, ServeOptions
 from tests.client import CoreClient
 from tests.conftest import FleetFactory, RunningFleet
 
-# SPEC §6 texts (written out here, not imported, so the test is a second opinion on the catalogue).
+# docs/errors.md texts (written out here, not imported, so the test is a second opinion on the catalogue).
 INVALID_LICENSE = "Invalid license"
 BAD_REQUEST = "Invalid request."
 TOO_LARGE = "Request body is too large."
@@ -206,7 +206,7 @@ def _activation(**fields: object) -> bytes:
     return json.dumps({k: v for k, v in doc.items() if v is not _MISSING}).encode()
 
 
-# Bodies every JSON endpoint refuses with E_BAD_REQUEST (SPEC §6: malformed JSON, non-object JSON).
+# Bodies every JSON endpoint refuses with E_BAD_REQUEST (docs/errors.md: malformed JSON, non-object JSON).
 MALFORMED_JSON: Mapping[str, bytes] = {
     "empty": b"",
     "truncated": b'{"activationKey": ',
@@ -311,7 +311,8 @@ def _licence_variants(own_file: bytes) -> dict[str, bytes]:
 @pytest.mark.parametrize("chunked", [False, True], ids=["length", "chunked"])
 @pytest.mark.parametrize("case", [*MALFORMED_JSON, *BAD_ACTIVATION_FIELDS])
 def test_bad_activation_body_is_refused_in_every_state(arena: Arena, case: str, chunked: bool) -> None:
-    """Well-formedness is checked before the state rule (SPEC §8), so every state answers E_BAD_REQUEST."""
+    """Well-formedness is checked before the state rule (docs/behaviour.md, Order of checks), so every state
+    answers E_BAD_REQUEST."""
     body = {**MALFORMED_JSON, **BAD_ACTIVATION_FIELDS}[case]
     for name in INSTANCES:
         client = arena.client(name)
@@ -368,7 +369,8 @@ def test_malformed_json_on_account_endpoints(arena: Arena, method: str, path: st
 
 
 def test_bad_body_without_apikey_is_access_denied_first(arena: Arena) -> None:
-    """Authentication comes before well-formedness (SPEC §8): missing apikey 400, unknown apikey 403."""
+    """Authentication comes before well-formedness (docs/behaviour.md, Order of checks): missing apikey 400,
+    unknown apikey 403."""
     for name in ("u", "a", "b"):
         missing, unknown = arena.client(name, None), arena.client(name, "0" * 36)
         for path in ("/admin/license/activation", "/admin/license", "/admin/license/backup"):
@@ -393,13 +395,14 @@ def _licence_case_ids() -> list[str]:
 
 
 def _expected_upload(name: str) -> str:
-    """Upload: the state rule first (backups refuse any upload), then the file (SPEC §3, §8)."""
+    """Upload: the state rule first (backups refuse any upload), then the file (docs/behaviour.md, Order of
+    checks)."""
     return ACTIVATE_BACKUP if name in BACKUPS else INVALID_LICENSE
 
 
 def _expected_offline_registration(name: str, body: bytes) -> str:
     """Offline registration: no body at all is malformed (E_BACKUP_REQUEST) before the state rule; then the state
-    rule; then the file (SPEC §3, §8, README 'Backup registration request')."""
+    rule; then the file (docs/behaviour.md, Order of checks; docs/decisions.md, 'Backup registration request')."""
     if not body:
         return BACKUP_REQUEST
     if name in ACTIVE:
@@ -450,7 +453,8 @@ def test_bad_licence_offline_registration_is_refused(arena: Arena, case: str, ch
 
 
 def test_licence_file_for_another_deployment_is_refused(arena: Arena) -> None:
-    """Upload: a file must be issued for this deployment; offline registration: for another one (SPEC §3)."""
+    """Upload: a file must be issued for this deployment; offline registration: for another one
+    (docs/behaviour.md, Transitions)."""
     for name in INSTANCES:
         client = arena.client(name)
         for other_file in (arena.own_file, arena.production_file):
@@ -458,8 +462,8 @@ def test_licence_file_for_another_deployment_is_refused(arena: Arena) -> None:
             if owner == name:
                 continue
             refused(arena.running, partial(client.upload, other_file), 400, _expected_upload(name))
-    # Registering u offline with its own file (a backup of itself) is E_INVALID_LICENSE (README, 'A backup of
-    # itself').
+    # Registering u offline with its own file (a backup of itself) is E_INVALID_LICENSE (docs/decisions.md, 'A
+    # backup of itself').
     refused(arena.running, partial(arena.client("u").register_offline, arena.own_file), 400, INVALID_LICENSE)
 
 
@@ -487,7 +491,7 @@ def test_yaml_tags_never_run_code(arena: Arena, tmp_path: Path) -> None:
 
 
 def test_expired_licence_file_is_refused(make_fleet: FleetFactory) -> None:
-    """SPEC §8: expired files are E_INVALID_LICENSE for upload and offline registration; an expired key is
+    """Expired files are E_INVALID_LICENSE for upload and offline registration (docs/decisions.md); an expired key is
     refused by the activation server."""
     running = make_fleet(instances=("x", "y", "z"), keys=(KeySpec(slots=3, days=30),))
     x, y, z = (running.core(name) for name in ("x", "y", "z"))
@@ -511,7 +515,8 @@ def test_expired_licence_file_is_refused(make_fleet: FleetFactory) -> None:
 
 
 def test_malformed_backup_registration_in_every_state(arena: Arena) -> None:
-    """Both headers and a body, or one header alone, is E_BACKUP_REQUEST before the state rule (README)."""
+    """Both headers and a body, or one header alone, is E_BACKUP_REQUEST before the state rule (docs/decisions.md,
+    Backup registration request)."""
     key, production = arena.key1, arena.deployments["a"]
     variants: list[tuple[dict[str, str], bytes]] = [
         ({"activation-key": key, "active-deployment-id": production}, arena.production_file),

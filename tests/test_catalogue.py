@@ -1,4 +1,4 @@
-"""The error catalogue of SPEC §6, produced over HTTP, and the fidelity overrides that replace it.
+"""The error catalogue (docs/errors.md), produced over HTTP, and the fidelity overrides that replace it.
 
 `CASES` holds one case per catalogue code: it builds a fleet, brings it to the state the error needs (over HTTP),
 and returns the one request that must fail. The completeness test keeps the table and `ErrorCode` in step, so a
@@ -21,7 +21,7 @@ from mockcore.overrides import OverridesError, parse_overrides
 from tests.client import CoreClient
 from tests.conftest import FleetFactory, RunningFleet
 
-# SPEC §6, copied by hand from the contract (not from the code): status and text of every code. `None` as text
+# docs/errors.md, copied by hand (not from the code): status and text of every code. `None` as text
 # means "the activation server's own error text" (E_ACTIVATION_FAILED).
 SPEC_CATALOGUE: dict[ErrorCode, tuple[int, str | None]] = {
     ErrorCode.ACCESS_MISSING: (400, "Access denied"),
@@ -369,12 +369,12 @@ def test_code_is_served_over_http(make_fleet: FleetFactory, code: ErrorCode) -> 
     expected_text = arranged.text if arranged.text is not None else text
     assert expected_text is not None
     _assert_error(response, status, expected_text)
-    # SPEC §3: a refused operation leaves every licence and every slot as it was.
+    # docs/behaviour.md, Transitions: a refused operation leaves every licence and every slot as it was.
     assert arranged.running.snapshot() == before
 
 
 def test_backup_request_needs_both_headers_or_a_body_alone(make_fleet: FleetFactory) -> None:
-    # SPEC §3: both, neither, or one header alone is E_BACKUP_REQUEST.
+    # docs/behaviour.md, Transitions: both, neither, or one header alone is E_BACKUP_REQUEST.
     running = make_fleet()
     production = _activated(running, "a").deployment()
     licence_file = _licence_file(running, "a")
@@ -390,13 +390,13 @@ def test_backup_request_needs_both_headers_or_a_body_alone(make_fleet: FleetFact
     ):
         response = backup.request("POST", "/admin/license/backup", headers=headers, data=body)
         _assert_error(response, status, text)
-    # SPEC §8, order of checks: a malformed registration on an active instance is refused as malformed.
+    # docs/behaviour.md, Order of checks: a malformed registration on an active instance is refused as malformed.
     _assert_error(running.core("a").request("POST", "/admin/license/backup"), status, text)
     assert running.snapshot() == before
 
 
 def test_licence_bodies_over_1mib_are_invalid_licences(make_fleet: FleetFactory) -> None:
-    # SPEC §6, E_TOO_LARGE: licence bodies over 1 MiB are E_INVALID_LICENSE instead.
+    # docs/errors.md, E_TOO_LARGE: licence bodies over 1 MiB are E_INVALID_LICENSE instead.
     running = make_fleet()
     huge = b"# " + b"x" * (1024 * 1024) + b"\n"
     before = running.snapshot()
@@ -475,7 +475,7 @@ def test_override_of_the_status_alone_keeps_the_text(make_fleet: FleetFactory) -
     catalogue = parse_overrides(b"errors:\n  E_ACCESS_MISSING: {status: 401}\n").catalogue()
     running = make_fleet(catalogue=catalogue)
     _assert_error(running.core("a", apikey=None).licence(), 401, "Access denied")
-    # The other half of SPEC's E_ACCESS row is untouched.
+    # The other half of the access refusal (E_ACCESS_MISSING) is untouched.
     _assert_error(running.core("a", apikey="0" * 36).licence(), 403, "Access denied")
 
 

@@ -16,9 +16,9 @@ final state cannot be predicted; what must hold whatever the interleaving:
 
 1. no key has more slot holders than slots, and no deployment holds two slots on one key;
 2. every slot holder is a deployment for which some thread saw a slot being *taken*: a 2xx online activation, a
-   2xx nomination, or a `200 OK` licence file from `/activation` (README "Slots": only those take a slot). Hence a
-   backup that was never activated, never nominated and never given a file by hand holds no slot: registration
-   never consumes one, whatever ran beside it;
+   2xx nomination, or a `200 OK` licence file from `/activation` (docs/decisions.md, "Slots": only those take a
+   slot). Hence a backup that was never activated, never nominated and never given a file by hand holds no slot:
+   registration never consumes one, whatever ran beside it;
 3. every instance that, once read again (an online instance learns of a freed slot on its next request), is
    active online and not a backup holds a slot on its key (told apart by the licence's `expiration`);
 4. the backup flag agrees with the licence read: an unlicensed instance is never a backup;

@@ -1,7 +1,8 @@
-"""Every Core endpoint of SPEC §4 over HTTP: bodies, statuses, authentication, and the vendor's schemas.
+"""Every Core endpoint (docs/responses.md) over HTTP: bodies, statuses, authentication, and the vendor's schemas.
 
 The JSON bodies that the vendor's OpenAPI extract describes (login, licence information, engines, readiness, scan
-submission and results, version) are validated against it, allowing only the known conflicts of SPEC §7.
+submission and results, version) are validated against it (reference/vendor/), allowing only the known conflicts
+of docs/decisions.md, Vendor conflicts.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ UNKNOWN_APIKEY = "9f8e7d6c5b4a3f2e1d0c9b8a7f6e5d4c3b2a"
 
 OPENAPI_EXTRACT = Path(__file__).resolve().parents[1] / "reference" / "vendor" / "mdcore-5.6.1-openapi-extract.json"
 
-# Endpoints that need an apikey (SPEC §4, "auth" column).
+# Endpoints that need an apikey (docs/responses.md, the `apikey` column).
 PROTECTED: list[tuple[str, str]] = [
     ("POST", "/logout"),
     ("GET", "/admin/license"),
@@ -75,8 +76,8 @@ def _component(name: str) -> str:
 
 
 def assert_vendor_schema(body: object, pointer: str, conflicts: frozenset[tuple[str | int, ...]] = frozenset()) -> None:
-    """`body` validates against the vendor schema at `pointer`; errors at the paths in `conflicts` (SPEC §7) are
-    allowed. Skipped, after the hand checks the caller made first, where jsonschema or the extract is missing."""
+    """`body` validates against the vendor schema at `pointer`; errors at the paths in `conflicts` (vendor
+    conflicts) are allowed. Skipped, after the hand checks the caller made first, where jsonschema is missing."""
     jsonschema = pytest.importorskip("jsonschema")
     document = _openapi()
     # Draft 7: a root `$ref` ignores its siblings and resolves inside the whole document.
@@ -197,7 +198,7 @@ def test_unknown_apikey_on_protected_endpoints(fleet3: RunningFleet) -> None:
 
 
 def test_authentication_comes_before_well_formedness(fleet3: RunningFleet) -> None:
-    # SPEC §8, order of checks: a malformed body from a stranger is an authentication error.
+    # docs/behaviour.md, Order of checks: a malformed body from a stranger is an authentication error.
     stranger = fleet3.core("a", apikey=UNKNOWN_APIKEY)
     response = stranger.request(
         "POST", "/admin/license/activation", data=b"{", headers={"Content-Type": "application/json"}
@@ -324,11 +325,11 @@ def test_readyz_in_every_state(make_fleet: FleetFactory, backup: str) -> None:
     _bring(running, backup)
     # /readyz needs no apikey.
     unlicensed, backup_client, production = (running.core(name, apikey=None) for name in ("c", "b", "a"))
-    # SPEC §4: unlicensed 503 invalid, active 200 ok, backup 200 ok.
+    # docs/responses.md, Readiness: unlicensed 503 invalid, active 200 ok, backup 200 ok.
     _assert_ready(unlicensed, 503, "invalid")
     _assert_ready(production, 200, "ok")
     _assert_ready(backup_client, 200, "ok")
-    # SPEC §2: past the expiry date an active or backup instance is expired.
+    # docs/behaviour.md, Licence states: past the expiry date an active or backup instance is expired.
     running.fleet.advance_clock(timedelta(days=12))
     _assert_ready(unlicensed, 503, "invalid")
     _assert_ready(production, 503, "expired")
@@ -350,7 +351,7 @@ def _assert_licensed_shape(running: RunningFleet, body: dict[str, Any], deployme
     assert body["days_left"] == 365
     expected = (running.fleet.started.date() + timedelta(days=365)).strftime("%m/%d/%Y")
     assert EXPIRATION_RE.fullmatch(body["expiration"]) and body["expiration"] == expected
-    assert body["licensed_engines"] == "*"  # SPEC §7: what clients meet, not the schema's array
+    assert body["licensed_engines"] == "*"  # a vendor conflict: what clients meet, not the array
     assert isinstance(body["licensed_to"], str)
     assert isinstance(body["max_node_count"], str)
     assert body["online_activated"] is online
@@ -377,7 +378,7 @@ def test_licence_info_after_uploading_a_file(fleet3: RunningFleet) -> None:
 def test_licence_info_of_a_backup(fleet3: RunningFleet, state: str) -> None:
     backup = _bring(fleet3, state)
     body = _ok(backup.licence()).json()
-    # SPEC §8: the licensed shape for its key, with its own deployment.
+    # docs/decisions.md, A backup's licence view: the licensed shape for its key, with its own deployment.
     own = fleet3.core("b").deployment()
     assert own != fleet3.core("a").deployment()
     _assert_licensed_shape(fleet3, body, own, online=state == "backup-online")
@@ -393,10 +394,10 @@ def test_licence_info_once_expired(make_fleet: FleetFactory) -> None:
 def test_activation_takes_an_integer_or_a_numeric_string(fleet3: RunningFleet) -> None:
     client = fleet3.core("a")
     for quantity in (1, "1", 1000, "1000"):
-        # Re-activation on the same key (SPEC §3) takes no new slot.
+        # Re-activation on the same key (docs/behaviour.md, Transitions) takes no new slot.
         assert _ok(client.activate(fleet3.key, quantity=quantity)).json() == {"success": True}, quantity
         assert fleet3.slots_used() == {fleet3.key: 1}
-    # README: `quantity` defaults to 1 and `comment` is optional.
+    # docs/decisions.md, Activation on the Core face: `quantity` defaults to 1 and `comment` is optional.
     response = client.request("POST", "/admin/license/activation", json={"activationKey": fleet3.key})
     assert _ok(response).json() == {"success": True}
 
@@ -407,7 +408,7 @@ def test_activation_refuses_a_bad_quantity(fleet3: RunningFleet) -> None:
     for quantity in (0, 1001, "abc", "", -1, 1.5, True, None, [1]):
         response = client.activate(fleet3.key, quantity=quantity)
         assert (response.status_code, response.json()) == (400, {"err": "Invalid request."}), quantity
-    # Wrong field types elsewhere in the body (SPEC §6, E_BAD_REQUEST).
+    # Wrong field types elsewhere in the body (docs/errors.md, E_BAD_REQUEST).
     for body in (
         {"activationKey": 42, "quantity": 1},
         {"quantity": 1},

@@ -41,7 +41,7 @@ def test_every_allowed_transition_of_the_table_is_an_edge_and_nothing_else() -> 
     assert {pair: list(ops) for pair, ops in _edges(drawn).items()} == expected
     assert drawn.states == ("unlicensed", "active", "backup-online", "backup-offline")
     assert drawn.initial == "unlicensed"
-    # What SPEC §3 says, spot-checked by hand
+    # What docs/behaviour.md, Transitions, says, spot-checked by hand
     edges = _edges(drawn)
     assert edges[("unlicensed", "active")] == ("activate", "upload")
     assert edges[("backup-online", "active")] == ("nominate",)

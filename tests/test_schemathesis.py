@@ -20,7 +20,8 @@ Credentials are supplied so generated requests reach the licence rules: the flee
 where the case deliberately makes that header missing or invalid, or a link carries a session from `/login`), and
 the fleet's activation keys, deployment ids, engine ids and the admin's name through schemathesis dictionaries.
 
-The contract's rule for positive data: SPEC §6 answers state conflicts and refused keys, files or passwords with
+The contract's rule for positive data: the catalogue (docs/errors.md) answers state conflicts and refused keys,
+files or passwords with
 400, where schemathesis's `positive_data_acceptance` expects 404 or 409. For the operations whose documented 400
 includes such a refusal (`x-errors` minus the malformed-request codes), 400 is added to that check's expected
 statuses, and our `positive_refusals_are_documented` then demands that such a 400 is one of those refusals: a

@@ -1,5 +1,5 @@
-"""The licence state machine over real HTTP: every cell of SPEC §3, the branches inside the allowed cells, and
-the clarifications of SPEC §8.
+"""The licence state machine over real HTTP: every cell of the transition table (docs/behaviour.md, Transitions),
+the branches inside the allowed cells, and the clarifications of docs/decisions.md.
 
 Instances are put into states and operated on only through the Core and activation server faces; the fleet is
 read (snapshot, slot holders) only to compare before and after, and its clock is moved to test expiry.
@@ -78,7 +78,7 @@ def edit_licence(body: bytes, **changes: object) -> bytes:
 
 
 # ---------------------------------------------------------------------------------------------------------------
-# 1. Every cell of the SPEC §3 table
+# 1. Every cell of the transition table
 # ---------------------------------------------------------------------------------------------------------------
 
 
@@ -96,7 +96,7 @@ class Allowed:
     production_lost: bool = False  # the production became unlicensed with `reactivate: true`
 
 
-# SPEC §3, written out independently of mockcore.lifecycle.TRANSITIONS.
+# docs/behaviour.md, Transitions, written out independently of mockcore.lifecycle.TRANSITIONS.
 SPEC_TABLE: Mapping[tuple[Operation, LicenceState], Allowed | ErrorCode] = {
     (Operation.ACTIVATE, U): Allowed(OK, A, frozenset("ac"), +1, online=True),
     (Operation.ACTIVATE, A): Allowed(OK, A, frozenset("ac"), 0, online=True),  # same key: no new slot
@@ -232,7 +232,7 @@ def test_cells_cover_every_key_of_the_transition_table() -> None:
     collected = list(marks[0].args[1])
     assert len(collected) == len(set(collected)) == len(table)
     assert set(collected) == table
-    # Each cell has a SPEC expectation and each operation a request.
+    # Each cell has a documented expectation and each operation a request.
     assert set(SPEC_TABLE) == table
     assert set(REQUESTS) == set(Operation) == set(ENDPOINTS)
 
@@ -324,11 +324,11 @@ def test_reactivation_on_another_key_with_a_free_slot(make_fleet: FleetFactory, 
     assert doc["expiration"] != old_expiration
     assert holders(running, KEY_2) == {deployment}
     if first == "online":
-        # SPEC §8: the old online slot is freed, so another instance can take it.
+        # docs/decisions.md, Moving keys: the old online slot is freed, so another instance can take it.
         assert holders(running, KEY_1) == set()
         expect(core(running, "b").activate(KEY_1), 200, OK)
     else:
-        # SPEC §8: an offline slot stays held until /deactivation.
+        # docs/decisions.md, Moving keys: an offline slot stays held until /deactivation.
         assert holders(running, KEY_1) == {deployment}
         expect_error(core(running, "b").activate(KEY_1), ErrorCode.NO_SLOT)
 
@@ -354,8 +354,8 @@ def test_reactivation_on_another_key_without_a_free_slot_keeps_the_old(make_flee
 
 @pytest.mark.parametrize("state", [U, A, BON, BOFF])
 def test_activation_request_is_checked_before_the_state_rule(fleet3: RunningFleet, state: LicenceState) -> None:
-    """SPEC §8 order of checks: a malformed request is E_BAD_REQUEST in every state; a well-formed one meets the
-    state rule before its key is looked at."""
+    """Order of checks (docs/behaviour.md): a malformed request is E_BAD_REQUEST in every state; a well-formed one
+    meets the state rule before its key is looked at."""
     states = States(fleet3, production="c")
     states.production_deployment()
     a = states.put("a", state)
@@ -417,7 +417,7 @@ EDITS: Mapping[str, Callable[[bytes], bytes]] = {
         {k: v for k, v in yaml.safe_load(body).items() if k != "signature"}
     ).encode(),
     "not-yaml": lambda body: b"\x00\xff garbage",
-    # Signed and untouched, but padded past the 1 MiB cap with a YAML comment (SPEC §6: E_INVALID_LICENSE).
+    # Signed and untouched, but padded past the 1 MiB cap with a YAML comment (docs/errors.md: E_INVALID_LICENSE).
     "oversized": lambda body: body + b"#" + b"x" * (1024 * 1024) + b"\n",
 }
 
@@ -449,7 +449,7 @@ def test_upload_replaces_an_online_licence(make_fleet: FleetFactory, target: str
     assert_licensed(a, deployment, online=False, backup=False)
     assert holders(running, new_key) == {deployment}
     if target == "other-key":
-        # Moving an online licence to another key frees the old online slot (SPEC §8).
+        # Moving an online licence to another key frees the old online slot (docs/decisions.md, Moving keys).
         assert holders(running, KEY_1) == set()
 
 
@@ -487,7 +487,7 @@ def test_online_registration_with_a_production_not_active_on_the_key(make_fleet:
         named = a.deployment()
     else:
         # `a` still holds a slot on the key (offline activation, deactivated, slot not freed), yet naming
-        # itself is refused (SPEC §8, a backup of itself).
+        # itself is refused (docs/decisions.md, A backup of itself).
         States(running, key=KEY_1).activate_offline("a")
         expect(a.deactivate(), 200, OK)
         named = a.deployment()
@@ -515,7 +515,8 @@ REQUEST_SHAPES = ["activation-key-only", "active-deployment-id-only", "headers-a
 
 @pytest.mark.parametrize("state", [U, A, BON, BOFF])
 def test_malformed_registration_request(fleet3: RunningFleet, state: LicenceState) -> None:
-    """SPEC §3 / §8: E_BACKUP_REQUEST, checked before the state rule (so also on an active instance)."""
+    """docs/behaviour.md, Order of checks: E_BACKUP_REQUEST, checked before the state rule (so also on an active
+    instance)."""
     states = States(fleet3)
     production = states.production_deployment()
     body = states.production_file()
@@ -648,9 +649,11 @@ def test_a_second_backup_of_the_same_production_stays_a_backup(fleet3: RunningFl
 
 
 def test_nomination_moves_the_production_slot_even_when_the_backup_holds_a_stale_one(fleet3: RunningFleet) -> None:
-    """SPEC §3: if the production still holds a slot, that slot moves to the backup and the production loses its
+    """docs/behaviour.md, Transitions: if the production still holds a slot, that slot moves to the backup and the
+    production loses its
     licence. Here the backup's deployment still holds an old slot of its own (offline activation, deactivated,
-    never freed at /deactivation: the drift of README "Slots"); nomination must still fail the production over."""
+    never freed at /deactivation: the drift of docs/decisions.md, "Slots"); nomination must still fail the production
+    over."""
     states = States(fleet3, production="c")
     production = states.production_deployment()
     a, _ = states.activate_offline("a")
@@ -667,7 +670,7 @@ def test_nomination_moves_the_production_slot_even_when_the_backup_holds_a_stale
 
 
 def test_nomination_away_from_an_offline_production_leaves_it_its_licence(fleet3: RunningFleet) -> None:
-    """SPEC §8: an offline-activated production keeps its local licence when its slot is moved (drift)."""
+    """An offline-activated production keeps its local licence when its slot is moved (drift; docs/decisions.md)."""
     states = States(fleet3)
     c, _ = states.activate_offline("c")
     a = core(fleet3, "a")
@@ -681,7 +684,7 @@ def test_nomination_away_from_an_offline_production_leaves_it_its_licence(fleet3
 
 
 # ---------------------------------------------------------------------------------------------------------------
-# 3. SPEC §8 clarifications
+# 3. The clarifications of docs/decisions.md
 # ---------------------------------------------------------------------------------------------------------------
 
 
@@ -731,7 +734,7 @@ def test_a_licence_file_can_be_uploaded_again_after_its_slot_was_freed(fleet3: R
     expect(a.upload(body), 200, OK)
 
     assert_licensed(a, deployment, online=False, backup=False)
-    # Only activation takes a slot (README, slots): the upload does not.
+    # Only activation takes a slot (docs/decisions.md, Slots): the upload does not.
     assert holders(fleet3) == set()
 
 
@@ -845,7 +848,7 @@ def test_licence_is_valid_through_its_expiration_date(make_fleet: FleetFactory) 
 
 
 def test_full_offline_failover(make_fleet: FleetFactory) -> None:
-    """SPEC §3, offline failover, end to end on a key with a single slot."""
+    """The offline failover (docs/behaviour.md, Transitions), end to end on a key with a single slot."""
     running = make_fleet(instances=("prod", "backup"), keys=(KeySpec(KEY_1, slots=1),))
     prod, backup, server = core(running, "prod"), core(running, "backup"), activation(running)
     prod_dep = prod.deployment()
@@ -881,5 +884,5 @@ def test_full_offline_failover(make_fleet: FleetFactory) -> None:
     assert scan.status_code == 200 and len(scan.json()["data_id"]) == 32
     expect(backup.readyz(), 200, {})
     assert holders(running) == {backup_dep}
-    # The offline production never learns that its slot is gone (SPEC §8 drift).
+    # The offline production never learns that its slot is gone (the drift of docs/decisions.md).
     assert_licensed(prod, prod_dep, online=False, backup=False)

@@ -14,7 +14,7 @@ from typing import Any
 
 import requests
 
-# SPEC §4: the backup endpoints answer `success` with a sentence, the others with `true`.
+# docs/responses.md: the backup endpoints answer `success` with a sentence, the others with `true`.
 RETRY_503_PAUSE = 0.05
 
 

@@ -2,7 +2,7 @@
 # A correct MetaDefender Core licence client in shell (curl + jq), written as a command adapter for
 # `mockcore-contracts client --command examples/clients/shell_client/client.sh`.
 #
-# Wire format (see README "Validating a client"): one JSON request on stdin
+# Wire format (see docs/guides/validating-a-client.md): one JSON request on stdin
 #   {"operation": ..., "instance": {"name", "url", "apikey"}, "arguments": {...}}
 # and one JSON outcome on stdout, exit status 0 either way:
 #   {"ok": true, "result": {...}} | {"ok": false, "status": 400, "error": "<err>"} | {"ok": false, "status": null, ...}
