@@ -1,4 +1,4 @@
-"""Users, sessions and API keys of one Core instance (SPEC §4, authentication)."""
+"""Users, sessions and API keys of one Core instance (docs/behaviour.md, "Authentication and accounts")."""
 
 from __future__ import annotations
 

@@ -116,7 +116,7 @@ def _operation(face: str, operation: Operation, **kwargs: Any) -> Call:
     return Call(face, method, path, **kwargs)
 
 
-# Core instance calls (SPEC §4)
+# Core instance calls (docs/responses.md)
 
 
 def login(face: str, user: str, password: str) -> Call:
@@ -179,7 +179,7 @@ def scan_result(face: str, data_id: str) -> Call:
     return Call(face, "GET", f"/file/{data_id}")
 
 
-# Activation server calls (SPEC §5)
+# Activation server calls (docs/activation-server.md)
 
 
 def obtain_licence_file(key: str, deployment: str) -> Call:

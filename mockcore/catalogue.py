@@ -1,4 +1,5 @@
-"""The error catalogue of SPEC §6: one table, one source of truth for every error status and text.
+"""The error catalogue: one table, one source of truth for every error status and text (docs/errors.md is
+rendered from it).
 
 `Catalogue` is the table as served: the defaults below with the user's fidelity overrides applied.
 """
@@ -49,8 +50,8 @@ class CatalogueEntry:
     text: str
 
 
-# E_ACCESS is one catalogue row in SPEC §6 with two statuses (400 missing, 403 unknown); it is split in two
-# codes here so each can be overridden on its own. `E_ACCESS` names the unknown-key case.
+# E_ACCESS is one catalogue row in the vendor's material with two statuses (400 missing, 403 unknown); it is split
+# in two codes here so each can be overridden on its own. `E_ACCESS` names the unknown-key case.
 DEFAULT_ENTRIES: Mapping[ErrorCode, CatalogueEntry] = {
     ErrorCode.ACCESS_MISSING: CatalogueEntry(400, "Access denied"),
     ErrorCode.ACCESS: CatalogueEntry(403, "Access denied"),

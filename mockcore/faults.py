@@ -1,6 +1,7 @@
 """Fault rules: make chosen requests fail, slow down or lose their connection, for the next N matches or with a
 seeded probability. A rule matches a face (`core`, `activation` or `any`), optionally one instance, a method and a
-path glob. Rules on the activation server also hit the fleet's in-process online operations (SPEC §1)."""
+path glob. Rules on the activation server also hit the fleet's in-process online operations
+(docs/guides/test-double.md and docs/reference/control-plane.md)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""Identifier formats of SPEC §1 and §4, and the deterministic ids derived from an instance name and a seed."""
+"""Identifier formats (docs/behaviour.md, "The world"; docs/responses.md), and the deterministic ids derived
+from an instance name and a seed."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Fidelity overrides (SPEC §6): a YAML file that replaces catalogue statuses and texts and the emulated version.
+"""Fidelity overrides (docs/errors.md): a YAML file that replaces catalogue statuses and texts and the emulated version.
 
 version: "5.8.0"
 errors:

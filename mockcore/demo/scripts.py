@@ -1,7 +1,8 @@
 """The two narrated failovers, step by step: each step is one real HTTP call, what it is for, and the answer the
-demo expects. The steps follow SPEC §3 (the transitions, nomination, and the "Offline failover" paragraph).
+demo expects. The steps follow docs/behaviour.md, "Transitions" (the transitions, nomination, and the
+offline failover).
 
-A refusal is expected with the status and text of the default error catalogue (SPEC §6): against a fleet started
+A refusal is expected with the status and text of the default error catalogue (docs/errors.md): against a fleet started
 with `--overrides` that change them, such a step counts as unexpected.
 """
 
