@@ -77,6 +77,9 @@ SLOT_OPERATIONS = frozenset({"activate", "upload", "register", "unregister", "no
 
 
 KeyChooser = Callable[[date, list[dict[str, Any]]], list[dict[str, Any]]]
+# A step's check: the answer against the prediction, on the model the prediction was made on (the step's copy, which
+# the check may complete); returns the rules the answer showed held, or raises `Violation`.
+Check = Callable[[Outcome, Exchange, Model], tuple[str, ...]]
 
 
 class Violation(AssertionError):
@@ -248,6 +251,25 @@ class Checker:
         finally:
             step.exchanges = self.conn.recorder.take()
 
+    def step(
+        self,
+        title: str,
+        predict: Callable[[Model], Outcome],
+        send: Callable[[], Exchange],
+        check: Check | None = None,
+        expected: Callable[[Outcome], str] = describe,
+    ) -> tuple[Outcome, Exchange]:
+        """The checked step: predict on a copy of the model, send (the step's `expected` line says the prediction),
+        check the answer against the prediction (`check`, by default `compare`), then count the rules the check
+        says held and make the copy the model."""
+        model = self.model.copy()
+        outcome = predict(model)
+        exchange = self.send_step(title, send, expected(outcome))
+        held = self.compare(outcome, exchange) if check is None else check(outcome, exchange, model)
+        self.exercised(*held)
+        self.model = model
+        return outcome, exchange
+
     def run(
         self,
         title: str,
@@ -256,29 +278,21 @@ class Checker:
         *,
         on: str | None = None,
         kind: str = "",
+        check: Check | None = None,
+        expected: Callable[[Outcome], str] = describe,
     ) -> tuple[Outcome, Exchange]:
-        """Predict on a copy of the model, send, compare; the copy becomes the model when the target agrees. Then
-        read back what the operation (`kind`, on instance `on`) can have changed."""
-        model = self.model.copy()
-        outcome = predict(model)
-        exchange = self.send_step(title, send, describe(outcome))
-        self.compare(outcome, exchange)
-        self.settle(model, outcome, on, kind)
-        return outcome, exchange
-
-    def settle(self, model: Model, outcome: Outcome, on: str | None, kind: str) -> None:
-        """The target agreed with `outcome`: its rules were exercised, `model` (the prediction) becomes the model,
-        and what the operation (`kind`, on instance `on`) can have changed is read back."""
-        self.exercised(*outcome.rules)
-        self.model = model
+        """An operation: a checked step (`step`) that becomes the last operation (blamed when what it changed reads
+        wrong); then what it (`kind`, on instance `on`) can have changed is read back."""
+        outcome, exchange = self.step(title, predict, send, check, expected)
         self.refused_last = outcome.error is not None
         self.last_rule = outcome.rule
         if self.verify_after and kind:
             self.verify(on, kind, changed=outcome.ok)
+        return outcome, exchange
 
-    def compare(self, outcome: Outcome, exchange: Exchange) -> None:
+    def compare(self, outcome: Outcome, exchange: Exchange) -> tuple[str, ...]:
         """The answer against the prediction: a different status or kind of answer breaks the operation's rule; the
-        right refusal with another text breaks its catalogue entry."""
+        right refusal with another text breaks its catalogue entry. Returns the rules that held: the outcome's."""
         rule = outcome.rule
         if exchange.status != outcome.status:
             raise broken(rule, f"expected {describe(outcome)}, got {exchange.status} {exchange.response_body[:200]!r}")
@@ -294,15 +308,16 @@ class Checker:
                 others = {e.text for code, e in self.model.catalogue.items() if code != outcome.error}
                 blame = rule if err in others else entry
                 raise broken(blame, f"expected {outcome.error} {outcome.body}, got {body}")
-            return
+            return outcome.rules
         expected = outcome.body
         if isinstance(expected, dict) and expected.get("data_id") == "<32 hex>":
             if set(body) != {"data_id"} or not DATA_ID.fullmatch(str(body["data_id"])):
                 raise broken(rule, f'expected {{"data_id": <32 hex>}}, got {body}')
-            return
+            return outcome.rules
         if body != expected:
             sentence = next((r for r in outcome.rules if r.endswith("success-sentence")), rule)
             raise broken(sentence if set(body) == set(expected or {}) else rule, f"expected {expected}, got {body}")
+        return outcome.rules
 
     # Licence operations
 
@@ -550,29 +565,34 @@ class Checker:
     # Reads
 
     def readiness(self, name: str, verbose: bool = True) -> None:
-        model = self.model.copy()
-        outcome = model.readiness(name)
         path = "/readyz?verbose=true" if verbose else "/readyz"
-        exchange = self.send_step(
-            f"read {path} of {name}", lambda: self.conn.request("GET", self.url(name, path)), describe(outcome)
+        self.step(
+            f"read {path} of {name}",
+            lambda m: m.readiness(name),
+            lambda: self.conn.request("GET", self.url(name, path)),
+            lambda outcome, exchange, model: self.check_readiness(name, verbose, outcome, exchange, model),
         )
+
+    def check_readiness(
+        self, name: str, verbose: bool, outcome: Outcome, exchange: Exchange, model: Model
+    ) -> tuple[str, ...]:
+        """`/readyz`: the predicted status; verbose, the licence's status and the rest (`check_readiness_details`);
+        plain, an empty object (the only rule it shows held)."""
         rule = outcome.rule if outcome.rule != "service.readyz" or verbose else "service.readyz-plain"
         if exchange.status != outcome.status:
             raise broken(rule, f"expected {describe(outcome)}, got {exchange.status}")
         body = self.json_of(exchange, rule)
         assert isinstance(outcome.body, dict)
-        if verbose:
-            licence = body.get("license")
-            status = licence.get("status") if isinstance(licence, dict) else None
-            if status != outcome.body["status"]:
-                raise broken(rule, f"expected license.status {outcome.body['status']!r}, got {licence!r}")
-            self.check_readiness_details(name, body, model)
-            self.exercised(*outcome.rules)
-        else:
+        if not verbose:
             if body != {}:
                 raise broken("service.readyz-plain", f"/readyz without verbose answers {{}}, got {body}")
-            self.exercised("service.readyz-plain")
-        self.model = model
+            return ("service.readyz-plain",)
+        licence = body.get("license")
+        status = licence.get("status") if isinstance(licence, dict) else None
+        if status != outcome.body["status"]:
+            raise broken(rule, f"expected license.status {outcome.body['status']!r}, got {licence!r}")
+        self.check_readiness_details(name, body, model)
+        return outcome.rules
 
     def check_readiness_details(self, name: str, body: dict[str, Any], model: Model) -> None:
         """The rest of a verbose `/readyz`: the database is up, and the active AV engines and each engine's status
@@ -618,18 +638,24 @@ class Checker:
 
     def obtain_file(self, key: str, deployment: str, quantity: int = 1) -> LicenceFileModel | None:
         """`GET /activation`: the licence file it issues, known to the model from now on, or None."""
-        model = self.model.copy()
-        outcome = model.obtain_file(key, deployment, quantity)
-        exchange = self.send_step(
+        outcome, _ = self.run(
             f"obtain a licence file for {self.deployment_label(deployment)} on key {self.key_label(key)}"
             + (f", quantity {quantity}" if quantity != 1 else ""),
+            lambda m: m.obtain_file(key, deployment, quantity),
             lambda: self.conn.request(
                 "GET",
                 f"{self.activation_url()}/activation",
                 params={"key": key, "deployment": deployment, "quantity": str(quantity)},
             ),
-            f"200 {outcome.body}" + (f" ({outcome.error})" if outcome.error else " with a licence file"),
+            kind="activation",
+            check=self.check_issued,
+            expected=lambda o: f"200 {o.body}" + (f" ({o.error})" if o.error else " with a licence file"),
         )
+        return None if outcome.error is not None else self.model.files[-1]  # the file `check_issued` completed
+
+    def check_issued(self, outcome: Outcome, exchange: Exchange, model: Model) -> tuple[str, ...]:
+        """`GET /activation`'s answer: HTTP 200 either way; a refusal's reason phrase and documented sentence, or a
+        licence file, whose fields are checked and whose text completes the file the model issued."""
         rule = outcome.rule
         if exchange.status != 200:
             raise broken(rule, f"the activation server answers HTTP 200 either way, got {exchange.status}")
@@ -647,17 +673,14 @@ class Checker:
             sentence = ACTIVATION_SENTENCES.get(outcome.error)
             if sentence is not None and not doc["error"].startswith(sentence):
                 raise broken(rule, f"expected the documented sentence {sentence!r}..., got {doc['error']!r}")
-            self.settle(model, outcome, None, "activation")
-            return None
+            return outcome.rules
         if failed or not isinstance(doc, dict):
             raise broken(rule, f"expected a licence file, got {exchange.reason} {doc!r}")
         issued = model.files.pop()
         issued = LicenceFileModel(issued.key, issued.deployment, issued.expires, exchange.response_body)
         self.check_file(doc, issued, model)
         model.files.append(issued)
-        self.exercised("file.fields")
-        self.settle(model, outcome, None, "activation")
-        return issued
+        return ("file.fields", *outcome.rules)
 
     def check_file(self, doc: dict[str, Any], issued: LicenceFileModel, model: Model) -> None:
         """A licence file's fields, by name and value."""
@@ -682,15 +705,21 @@ class Checker:
             raise broken("file.fields", "the licence file carries a signature")
 
     def free_slot(self, key: str, deployment: str) -> None:
-        model = self.model.copy()
-        outcome = model.free_slot(key, deployment)
-        exchange = self.send_step(
+        """`GET /deactivation`: the slot of `deployment` on `key` freed at the activation server."""
+        self.run(
             f"free the slot of {self.deployment_label(deployment)} on key {self.key_label(key)}",
+            lambda m: m.free_slot(key, deployment),
             lambda: self.conn.request(
                 "GET", f"{self.activation_url()}/deactivation", params={"key": key, "deployment": deployment}
             ),
-            str(outcome.status) + (" with a JSON body" if outcome.ok else ""),
+            kind="activation",
+            check=self.check_freed,
+            expected=lambda o: str(o.status) + (" with a JSON body" if o.ok else ""),
         )
+
+    @staticmethod
+    def check_freed(outcome: Outcome, exchange: Exchange, model: Model) -> tuple[str, ...]:
+        """`GET /deactivation`'s answer: the predicted status, with a JSON body when the slot was freed."""
         if exchange.status != outcome.status:
             raise broken(outcome.rule, f"expected {outcome.status}, got {exchange.status}")
         if outcome.ok:
@@ -698,7 +727,7 @@ class Checker:
                 exchange.json()
             except ValueError as exc:
                 raise broken(outcome.rule, f"the answer is not JSON: {exchange.response_body[:200]!r}") from exc
-        self.settle(model, outcome, None, "activation")
+        return outcome.rules
 
     def activation_url(self) -> str:
         if self.fleet.activation_url is None:
