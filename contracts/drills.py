@@ -29,6 +29,7 @@ from contracts.checks import (
     broken,
     outsider,
 )
+from contracts.common import edited
 from contracts.model import LicenceFileModel
 from contracts.rules import CELLS, cell
 from contracts.target import TargetError
@@ -964,16 +965,6 @@ def padded(doc: dict[str, Any], size: int) -> dict[str, Any]:
     """`doc` with a `comment` that makes its JSON (as the suite sends it) exactly `size` bytes."""
     bare = len(json.dumps({**doc, "comment": ""}))
     return {**doc, "comment": "x" * (size - bare)}
-
-
-def edited(content: bytes) -> bytes:
-    """A licence file someone tampered with: `licensed_to` (or, in a format we do not know, one byte) changed."""
-    marker = b"licensed_to:"
-    at = content.find(marker)
-    if at >= 0:
-        return content[: at + len(marker)] + b" 'someone else'" + content[content.index(b"\n", at) :]
-    middle = len(content) // 2
-    return content[:middle] + bytes([content[middle] ^ 0x01]) + content[middle + 1 :]
 
 
 def _cells(*states: str, ops: tuple[str, ...] = tuple({op for op, _ in CELLS})) -> tuple[str, ...]:

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from datetime import date, timedelta
 from typing import Any
 
-from hypothesis import HealthCheck, Phase, settings
+from hypothesis import Phase
 from hypothesis import strategies as st
 from hypothesis.errors import Flaky
 from hypothesis.stateful import (
@@ -41,7 +41,8 @@ from contracts.checks import (
     Violation,
     broken,
 )
-from contracts.drills import DRILLS, edited
+from contracts.common import PHASES, edited, stateful_settings
+from contracts.drills import DRILLS
 from contracts.model import LicenceFileModel
 from contracts.sequences import failover, read_only
 from contracts.target import Fleet, TargetError
@@ -54,7 +55,7 @@ class SuiteSettings:
     examples: int = 20  # Hypothesis examples (each a fresh fleet and a sequence of steps)
     steps: int = 20  # at most this many steps per example
     derandomize: bool = False  # the same sequences on every run
-    phases: tuple[Phase, ...] = (Phase.explicit, Phase.reuse, Phase.generate, Phase.target, Phase.shrink)
+    phases: tuple[Phase, ...] = PHASES
 
 
 @dataclass
@@ -372,23 +373,6 @@ def _maybe_edited(file: LicenceFileModel, edit: str, checker: Checker) -> tuple[
     if edit == "as issued":
         return file.content, label
     return edited(file.content), f"{label}, edited"
-
-
-def stateful_settings(examples: int, steps: int, derandomize: bool, phases: tuple[Phase, ...]) -> settings:
-    """The Hypothesis settings of a suite run against a live target: no deadline (the network sets the pace), no
-    example database written where the user runs it, no health check (a slow target is not a broken one), and the
-    first failure shrunk and raised."""
-    return settings(
-        max_examples=examples,
-        stateful_step_count=steps,
-        deadline=None,
-        derandomize=derandomize,
-        database=None,
-        phases=phases,
-        suppress_health_check=list(HealthCheck),
-        report_multiple_bugs=False,
-        print_blob=False,
-    )
 
 
 def run_state_machine(fleet: Fleet, suite: SuiteSettings) -> Report:

@@ -49,10 +49,10 @@ from contracts.client.fleetstate import SCENARIOS, STARTS, differences, model_at
 from contracts.client.journal import Record, records
 from contracts.client.relay import Relay
 from contracts.client.report import ClientReport, ClientStep
-from contracts.drills import edited as edit_licence_file
+from contracts.common import PHASES, stateful_settings
+from contracts.common import edited as edit_licence_file
 from contracts.model import ACTIVE, BACKUPS, UNLICENSED, LicenceFileModel, Model
 from contracts.model import Outcome as Expected
-from contracts.server_suite import stateful_settings
 from contracts.spec import ContractSpec
 from contracts.target import Fleet, TargetError
 
@@ -76,7 +76,7 @@ class HarnessSettings:
     drills: bool = True  # run the fixed drills first
     derandomize: bool = False  # the same generated sequences on every run
     delay: float = 0.25  # seconds of the `delay` fault (an answer that is slow, not lost)
-    phases: tuple[Phase, ...] = (Phase.explicit, Phase.reuse, Phase.generate, Phase.target, Phase.shrink)
+    phases: tuple[Phase, ...] = PHASES
 
 
 @dataclass
