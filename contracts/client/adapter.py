@@ -1,9 +1,9 @@
 """The client adapter protocol: how the harness asks a client to run one licence operation, and what it expects back.
 
 A client is anything that speaks to a MetaDefender Core: a Python library, a shell script, a Go binary. The harness
-drives it through an *adapter* with one method per operation of SPEC §3 (plus the two reads), each given the
-instance to talk to (`Instance`: name, base URL, apikey) and the operation's arguments, each returning an
-`Outcome`:
+drives it through an *adapter* with one method per operation of docs/behaviour.md, "Transitions" (plus the two
+reads), each given the instance to talk to (`Instance`: name, base URL, apikey) and the operation's arguments, each
+returning an `Outcome`:
 
 - `Success(result)`: the client says the operation succeeded; `result` is the client's view of the answer (for
   `licence_info` and `backup_flag` it must hold the fields of `VIEW_FIELDS`; for the other operations anything);
@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
-# The operations, in the order of SPEC §3, then the two reads.
+# The operations, in the order of docs/behaviour.md, "Transitions", then the two reads.
 ACTIVATE = "activate"
 UPLOAD_LICENCE = "upload_licence"
 REGISTER_ONLINE = "register_online"

@@ -1,8 +1,8 @@
 """The fleet as the harness sees it between client calls: one `GET /_mock/state` (not journalled), compared with
 the model instance by instance (licence state, key, online, production, expiry) and key by key (slot holders).
 
-The mock refreshes an online licence whose slot is gone only on the instance's next request (SPEC §8), so its
-stored state may still say `active`; the comparison applies that refresh itself, as the model does.
+The mock refreshes an online licence whose slot is gone only on the instance's next request (docs/decisions.md),
+so its stored state may still say `active`; the comparison applies that refresh itself, as the model does.
 """
 
 from __future__ import annotations
@@ -63,7 +63,7 @@ def _mock_view(doc: dict[str, Any], name: str, holders: dict[str, list[str]]) ->
     terms = licence.get("terms") or {}
     state, key, online = licence["state"], terms.get("activation_key"), bool(licence.get("online"))
     if state == ACTIVE and online and key is not None and inst["deployment"] not in holders.get(key, []):
-        state, online = UNLICENSED, False  # what its next request will show: the slot is gone (SPEC §8)
+        state, online = UNLICENSED, False  # what its next request will show: the slot is gone (docs/decisions.md)
     if state == UNLICENSED:
         return {"state": state, "reactivate": key is not None}
     return {
