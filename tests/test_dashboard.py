@@ -15,8 +15,8 @@ import pytest
 import requests
 
 from mockcore import MockFleet
-from mockcore.catalogue import DEFAULT_ENTRIES, ErrorCode
 from mockcore.calls import ACTIVATION_SERVER
+from mockcore.catalogue import DEFAULT_ENTRIES, ErrorCode
 from mockcore.server import ACTIVATION
 
 TOKEN = "ui-token"
