@@ -2,4 +2,5 @@
 
 from contracts.cli import main
 
-main()
+if __name__ == "__main__":  # importing the package's modules (as the independence test does) runs nothing
+    main()
