@@ -337,7 +337,6 @@ def test_nothing_outside_the_packages_cites_or_reads_outside_the_repository() ->
     assert not found, "\n".join(found)
 
 
-@pytest.mark.xfail(strict=False, reason="citations in mockcore/ and contracts/ are being replaced")
 def test_no_tracked_file_cites_or_reads_outside_the_repository() -> None:
     found = _problems(list(tracked_files()))
     assert not found, "\n".join(found)
