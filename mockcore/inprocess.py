@@ -158,15 +158,23 @@ class MockFleet:
             raise ValueError(f"ports for unknown instances: {', '.join(sorted(unknown_ports))}")
         if control_token is not None and not control_token:
             raise ValueError("the control token must not be empty")
-        self.fleet = Fleet.build(setup)
-        self.control_token = control_token
-        self.clock = FleetClockControl(self.fleet)
-        self._options = ServeOptions(
-            host=host,
-            instance_ports=dict(ports or {}),
-            activation_port=activation_port,
-            control_token=control_token,
+        options = ServeOptions(
+            host=host, instance_ports=dict(ports or {}), activation_port=activation_port, control_token=control_token
         )
+        self._adopt(Fleet.build(setup), options)
+
+    @classmethod
+    def serving(cls, fleet: Fleet, *, control_token: str | None = None) -> MockFleet:
+        """A MockFleet around a fleet built already (with rules or a catalogue of your own), on free ports."""
+        mock = cls.__new__(cls)
+        mock._adopt(fleet, ServeOptions(control_token=control_token))
+        return mock
+
+    def _adopt(self, fleet: Fleet, options: ServeOptions) -> None:
+        self.fleet = fleet
+        self.control_token = options.control_token
+        self.clock = FleetClockControl(fleet)
+        self._options = options
         self._server: FleetServer | None = None
         self._urls: dict[str, str] = {}
 
@@ -187,6 +195,12 @@ class MockFleet:
         server, self._server = self._server, None
         if server is not None:
             server.stop()
+
+    def apps(self) -> dict[str, Any]:
+        """Face name -> its Flask app (before the fault and journal middleware), e.g. to list its routes."""
+        if self._server is None:
+            raise RuntimeError("the MockFleet is not running")
+        return self._server.apps()
 
     @property
     def running(self) -> bool:

@@ -178,6 +178,10 @@ class FleetServer:
         without sockets, as the contract suite's in-process runs do; works whether or not the server started."""
         return {face.name: face.wsgi for face in self._faces}
 
+    def apps(self) -> dict[str, Any]:
+        """Face name -> its Flask app, before the fault and journal middleware."""
+        return {face.name: face.app for face in self._faces}
+
     def urls(self) -> dict[str, str]:
         """Face name -> base URL; the activation server is under `activation_server`."""
         return {face.name: self._url(face) for face in self._faces}

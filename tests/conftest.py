@@ -9,14 +9,15 @@ import pytest
 
 from mockcore.catalogue import Catalogue
 from mockcore.fleet import Fleet, FleetConfig, KeySpec
-from mockcore.server import ACTIVATION, FleetServer, ServeOptions
+from mockcore.inprocess import MockFleet
+from mockcore.server import ACTIVATION
 from tests.client import ActivationClient, CoreClient
 
 
 @dataclass
 class RunningFleet:
     fleet: Fleet
-    server: FleetServer
+    server: MockFleet
     urls: dict[str, str]
 
     @property
@@ -46,12 +47,18 @@ class RunningFleet:
         return self.fleet.licences(), self.fleet.slot_holders()
 
 
+def serve_fleet(fleet: Fleet, control_token: str | None = None) -> RunningFleet:
+    """The one way the tests serve a fleet over HTTP: MockFleet, on free ports. Stop it with `.server.stop()`."""
+    server = MockFleet.serving(fleet, control_token=control_token).start()
+    return RunningFleet(fleet, server, {**server.urls, ACTIVATION: server.activation_url})
+
+
 FleetFactory = Callable[..., RunningFleet]
 
 
 @pytest.fixture
 def make_fleet() -> Iterator[FleetFactory]:
-    servers: list[FleetServer] = []
+    servers: list[MockFleet] = []
 
     def make(
         instances: tuple[str, ...] = ("a", "b", "c"),
@@ -60,10 +67,9 @@ def make_fleet() -> Iterator[FleetFactory]:
         **config: object,
     ) -> RunningFleet:
         fleet = Fleet(FleetConfig(instances=instances, keys=keys, **config), catalogue=catalogue)  # type: ignore[arg-type]
-        server = FleetServer(fleet, ServeOptions())
-        server.start()
-        servers.append(server)
-        return RunningFleet(fleet, server, server.urls())
+        running = serve_fleet(fleet)
+        servers.append(running.server)
+        return running
 
     yield make
     for server in servers:

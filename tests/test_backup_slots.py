@@ -42,9 +42,8 @@ from hypothesis.stateful import (
 )
 
 from mockcore.fleet import Fleet, FleetConfig, KeySpec
-from mockcore.server import FleetServer, ServeOptions
 from tests.client import ActivationClient, CoreClient
-from tests.conftest import RunningFleet
+from tests.conftest import RunningFleet, serve_fleet
 
 NAMES = ("p", "q", "r")
 # Key lifetimes differ, so a licence read's `expiration` tells which key an instance is on.
@@ -116,9 +115,7 @@ class BackupSlots(RuleBasedStateMachine):
     @initialize(layout=st.sampled_from(sorted(LAYOUTS)))
     def start(self, layout: str) -> None:
         fleet = Fleet(FleetConfig(instances=NAMES, keys=LAYOUTS[layout]))
-        server = FleetServer(fleet, ServeOptions())
-        server.start()
-        self.running = RunningFleet(fleet, server, server.urls())
+        self.running = serve_fleet(fleet)
         self.clients = {name: self.running.core(name) for name in NAMES}
         self.activation = self.running.activation
         self.deployments = {name: client.deployment() for name, client in self.clients.items()}

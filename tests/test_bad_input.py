@@ -33,9 +33,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from mockcore.fleet import Fleet, FleetConfig, KeySpec
-from mockcore.server import ACTIVATION, FleetServer, ServeOptions
+from mockcore.server import ACTIVATION
 from tests.client import CoreClient
-from tests.conftest import FleetFactory, RunningFleet
+from tests.conftest import FleetFactory, RunningFleet, serve_fleet
 
 # docs/errors.md texts (written out here, not imported, so the test is a second opinion on the catalogue).
 INVALID_LICENSE = "Invalid license"
@@ -81,9 +81,7 @@ class Arena:
 
 def serve(instances: tuple[str, ...], keys: tuple[KeySpec, ...]) -> RunningFleet:
     fleet = Fleet(FleetConfig(instances=instances, keys=keys))
-    server = FleetServer(fleet, ServeOptions())
-    server.start()
-    return RunningFleet(fleet, server, server.urls())
+    return serve_fleet(fleet)
 
 
 def ok(response: requests.Response) -> requests.Response:

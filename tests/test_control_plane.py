@@ -23,11 +23,12 @@ import yaml
 from jsonschema import Draft202012Validator
 
 from mockcore.fleet import Fleet, FleetConfig, KeySpec
+from mockcore.inprocess import MockFleet
 from mockcore.journal import DEFAULT_CAP
 from mockcore.lifecycle import LicenceState
 from mockcore.scanning import EICAR
-from mockcore.server import ACTIVATION, FleetServer, ServeOptions
-from tests.conftest import FleetFactory, RunningFleet
+from mockcore.server import ACTIVATION
+from tests.conftest import FleetFactory, RunningFleet, serve_fleet
 
 SPEC_TEXT = resources.files("mockcore").joinpath("control-openapi.yaml").read_text(encoding="utf-8")
 SPEC: dict[str, Any] = yaml.safe_load(SPEC_TEXT)
@@ -226,8 +227,11 @@ def ctl(running: RunningFleet) -> Control:
 def shared_fleet() -> Iterator[RunningFleet]:
     """One fleet for the many bad-input cases, reset before each as a client's suite would."""
     fleet = Fleet(FleetConfig(instances=("a", "b", "c"), keys=(KeySpec(slots=2),)))
-    with FleetServer(fleet, ServeOptions()) as server:
-        yield RunningFleet(fleet, server, server.urls())
+    running = serve_fleet(fleet)
+    try:
+        yield running
+    finally:
+        running.server.stop()
 
 
 @pytest.fixture
@@ -293,11 +297,11 @@ def test_spec_ships_in_the_package() -> None:
     assert "openapi: 3.0" in SPEC_TEXT
 
 
-def _served_control_routes(server: FleetServer) -> list[set[tuple[str, str]]]:
+def _served_control_routes(server: MockFleet) -> list[set[tuple[str, str]]]:
     per_face = []
-    for face in server._faces:
+    for app in server.apps().values():
         routes = set()
-        for rule in face.app.url_map.iter_rules():
+        for rule in app.url_map.iter_rules():
             if not rule.rule.startswith("/_mock/"):
                 continue
             path = re.sub(r"<(?:[^:<>]+:)?([^<>]+)>", r"{\1}", rule.rule)
@@ -1169,11 +1173,11 @@ def test_journal_filters(running: RunningFleet, ctl: Control) -> None:
 def test_journal_default_cap_and_cap_from_the_fleet(make_fleet: FleetFactory) -> None:
     assert control(make_fleet(instances=("a",))).get("/_mock/journal")["cap"] == 1000
     fleet = Fleet(FleetConfig(instances=("a",)), journal_cap=2)
-    with FleetServer(fleet, ServeOptions()) as server:
-        ctl = Control(server.urls()["a"])
+    with MockFleet.serving(fleet) as server:
+        ctl = Control(server.urls["a"])
         assert ctl.get("/_mock/journal")["cap"] == 2
         for _ in range(4):
-            requests.get(server.urls()["a"] + "/version", timeout=TIMEOUT)
+            requests.get(server.urls["a"] + "/version", timeout=TIMEOUT)
         assert len(ctl.journal()) == 2
 
 
@@ -1417,15 +1421,18 @@ def test_progression_bad_values_are_400_and_change_nothing(reset_ctl: Control, r
 
 
 @pytest.fixture
-def guarded() -> Iterator[FleetServer]:
+def guarded() -> Iterator[RunningFleet]:
     fleet = Fleet(FleetConfig(instances=("a", "b"), keys=(KeySpec(slots=2),)))
-    with FleetServer(fleet, ServeOptions(control_token="s3cret")) as server:
-        yield server
+    running = serve_fleet(fleet, control_token="s3cret")
+    try:
+        yield running
+    finally:
+        running.server.stop()
 
 
-def test_control_token_guards_the_control_plane_only(guarded: FleetServer) -> None:
+def test_control_token_guards_the_control_plane_only(guarded: RunningFleet) -> None:
     apikey = guarded.fleet.config.resolved_apikey
-    for url in guarded.urls().values():
+    for url in guarded.urls.values():
         anonymous, wrong, right = Control(url), Control(url, token="guess"), Control(url, token="s3cret")
         assert TOKEN_HEADER in anonymous.error("GET", "/_mock/info", 401)
         assert TOKEN_HEADER in wrong.error("GET", "/_mock/info", 403)
@@ -1434,11 +1441,11 @@ def test_control_token_guards_the_control_plane_only(guarded: FleetServer) -> No
         anonymous.error("POST", "/_mock/reset", 401)
         wrong.error("PUT", "/_mock/clock", 403, body={"frozen": True})
         anonymous.error("POST", "/_mock/faults", 401, body={"status": 500})
-    right = Control(guarded.urls()["a"], token="s3cret")
+    right = Control(guarded.urls["a"], token="s3cret")
     assert right.clock()["frozen"] is False and right.faults() == []
     assert right.scenario("production-only")["states"]["a"] == "active"
     # the Core API and the activation server do not need the token
-    urls = guarded.urls()
+    urls = guarded.urls
     licence = requests.get(urls["a"] + "/admin/license", headers={"apikey": apikey}, timeout=TIMEOUT)
     assert licence.status_code == 200 and licence.json()["online_activated"] is True
     wrong_token = requests.get(
