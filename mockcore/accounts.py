@@ -1,4 +1,5 @@
-"""Users, sessions and API keys of one Core instance (docs/behaviour.md, "Authentication and accounts")."""
+"""Users, sessions and API keys of one Core instance, as stored: who may do what is decided in mockcore.rules
+(docs/behaviour.md, "Authentication and accounts")."""
 
 from __future__ import annotations
 
@@ -7,9 +8,7 @@ import secrets
 from collections import OrderedDict
 from dataclasses import dataclass, field
 
-from mockcore.catalogue import ErrorCode, LicenceError
-from mockcore.identity import is_valid_apikey
-
+ADMIN_ROLE = "1"  # the built-in administrator role
 ADMIN_ID = 2  # the vendor's glue sets the admin's key at /admin/user/2 [obs]
 MAX_SESSIONS = 1000  # oldest logged-in session dropped past this, so /login floods cannot grow memory
 
@@ -44,51 +43,27 @@ class Accounts:
 
     def __post_init__(self) -> None:
         if not self.users:
-            self.users[ADMIN_ID] = User(ADMIN_ID, self.admin_name, self.admin_password, ["1"])
+            self.users[ADMIN_ID] = User(ADMIN_ID, self.admin_name, self.admin_password, [ADMIN_ROLE])
 
-    def login(self, name: object, password: object) -> dict[str, str]:
-        user = next((u for u in self.users.values() if u.name == name and u.password == password), None)
-        if user is None:
-            raise LicenceError(ErrorCode.LOGIN)
+    def find(self, name: object, password: object) -> User | None:
+        return next((u for u in self.users.values() if u.name == name and u.password == password), None)
+
+    def holder_of(self, apikey: str) -> User | None:
+        """The user an `apikey` header stands for: the configured key is the admin's, then sessions, then keys
+        set at /admin/user/{id}; None when nobody holds it."""
+        if apikey == self.configured_apikey:
+            return self.users[ADMIN_ID]
+        if apikey in self.sessions:
+            return self.users[self.sessions[apikey]]
+        return next((u for u in self.users.values() if u.api_key and u.api_key == apikey), None)
+
+    def open_session(self, user: User) -> dict[str, str]:
+        """A new session for `user` (the oldest dropped past MAX_SESSIONS): what `/login` answers."""
         session_id = secrets.token_hex(16)
         self.sessions[session_id] = user.id
         while len(self.sessions) > MAX_SESSIONS:
             self.sessions.popitem(last=False)
         return {"oms-csrf-token": base64.b64encode(secrets.token_hex(16).encode()).decode(), "session_id": session_id}
 
-    def user_for(self, apikey: str | None, *, required: bool) -> User | None:
-        """The user an `apikey` header stands for. Missing: 400 when required; unknown: always 403."""
-        if apikey is None:
-            if required:
-                raise LicenceError(ErrorCode.ACCESS_MISSING)
-            return None
-        if apikey == self.configured_apikey:
-            return self.users[ADMIN_ID]
-        if apikey in self.sessions:
-            return self.users[self.sessions[apikey]]
-        user = next((u for u in self.users.values() if u.api_key and u.api_key == apikey), None)
-        if user is None:
-            raise LicenceError(ErrorCode.ACCESS)
-        return user
-
-    def logout(self, apikey: str) -> None:
-        if self.sessions.pop(apikey, None) is None:
-            raise LicenceError(ErrorCode.LOGOUT)
-
-    def change_password(self, user: User, old: object, new: object) -> None:
-        if not isinstance(new, str) or not new:
-            raise LicenceError(ErrorCode.BAD_REQUEST)
-        if old != user.password:
-            raise LicenceError(ErrorCode.PASSWORD)
-        user.password = new
-
-    def set_apikey(self, caller: User, user_id: int, api_key: object) -> User:
-        if "1" not in caller.roles:
-            raise LicenceError(ErrorCode.ACCESS)
-        user = self.users.get(user_id)
-        if user is None:
-            raise LicenceError(ErrorCode.NOT_FOUND)
-        if not isinstance(api_key, str) or not is_valid_apikey(api_key):
-            raise LicenceError(ErrorCode.APIKEY_FORMAT)
-        user.api_key = api_key
-        return user
+    def close_session(self, session: str) -> None:
+        self.sessions.pop(session, None)

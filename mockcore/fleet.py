@@ -186,6 +186,11 @@ class Fleet:
     # Reads
 
     @property
+    def rules(self) -> LicenceRules:
+        """The decisions this fleet applies (stateless; the HTTP layer asks the request-shape ones)."""
+        return self._rules
+
+    @property
     def names(self) -> tuple[str, ...]:
         return self.config.instances
 
@@ -312,29 +317,33 @@ class Fleet:
 
     def authenticate(self, name: str, key: str | None, *, required: bool = True) -> User | None:
         with self._lock:
-            return self._instances[name].accounts.user_for(key, required=required)
+            return self._rules.caller(key, self._instances[name].accounts, required=required)
 
     def login(self, name: str, user: object, password: object) -> dict[str, str]:
         with self._lock:
-            session = self._instances[name].accounts.login(user, password)
+            accounts = self._instances[name].accounts
+            session = accounts.open_session(self._rules.login(user, password, accounts))
             self._commit()
             return session
 
     def logout(self, name: str, key: str) -> None:
         with self._lock:
-            self._instances[name].accounts.logout(key)
+            accounts = self._instances[name].accounts
+            self._rules.logout(key, accounts)
+            accounts.close_session(key)
             self._commit()
 
     def change_password(self, name: str, user: User, old: object, new: object) -> None:
         with self._lock:
-            self._instances[name].accounts.change_password(user, old, new)
+            user.password = self._rules.new_password(user, old, new)
             self._commit()
 
     def set_apikey(self, name: str, caller: User, user_id: int, key: object) -> dict[str, object]:
         with self._lock:
-            updated = self._instances[name].accounts.set_apikey(caller, user_id, key)
+            user, api_key = self._rules.apikey_change(caller, user_id, key, self._instances[name].accounts)
+            user.api_key = api_key
             self._commit()
-            return updated.public()
+            return user.public()
 
     # Licence operations (docs/behaviour.md, "Transitions")
 

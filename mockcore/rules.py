@@ -18,8 +18,9 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
+from mockcore.accounts import ADMIN_ROLE, Accounts, User
 from mockcore.catalogue import ErrorCode, LicenceError
-from mockcore.identity import ACTIVATION_KEY_RE, DEPLOYMENT_RE
+from mockcore.identity import ACTIVATION_KEY_RE, DEPLOYMENT_RE, is_valid_apikey
 from mockcore.lifecycle import (
     ActivationKey,
     Licence,
@@ -259,6 +260,66 @@ class LicenceRules:
             "product_id": terms.product_id,
             "product_name": terms.product_name,
         }
+
+    # Authentication and accounts (docs/behaviour.md, "Authentication and accounts")
+
+    def caller(self, apikey: str | None, accounts: Accounts, *, required: bool) -> User | None:
+        """The user an `apikey` header stands for. Missing: E_ACCESS_MISSING when required; unknown: E_ACCESS."""
+        if apikey is None:
+            if required:
+                raise LicenceError(ErrorCode.ACCESS_MISSING)
+            return None
+        user = accounts.holder_of(apikey)
+        if user is None:
+            raise LicenceError(ErrorCode.ACCESS)
+        return user
+
+    def login(self, name: object, password: object, accounts: Accounts) -> User:
+        user = accounts.find(name, password)
+        if user is None:
+            raise LicenceError(ErrorCode.LOGIN)
+        return user
+
+    def logout(self, apikey: str, accounts: Accounts) -> None:
+        """Only a session logs out; the configured key and users' own keys are not sessions."""
+        if apikey not in accounts.sessions:
+            raise LicenceError(ErrorCode.LOGOUT)
+
+    def new_password(self, user: User, old: object, new: object) -> str:
+        if not isinstance(new, str) or not new:
+            raise LicenceError(ErrorCode.BAD_REQUEST)
+        if old != user.password:
+            raise LicenceError(ErrorCode.PASSWORD)
+        return new
+
+    def apikey_change(self, caller: User, user_id: int, api_key: object, accounts: Accounts) -> tuple[User, str]:
+        """The user whose key an administrator sets at /admin/user/{id}, and the key (the documented format)."""
+        if ADMIN_ROLE not in caller.roles:
+            raise LicenceError(ErrorCode.ACCESS)
+        user = accounts.users.get(user_id)
+        if user is None:
+            raise LicenceError(ErrorCode.NOT_FOUND)
+        if not isinstance(api_key, str) or not is_valid_apikey(api_key):
+            raise LicenceError(ErrorCode.APIKEY_FORMAT)
+        return user, api_key
+
+    # Request shapes
+
+    def backup_registration(self, key: str | None, production: str | None, body: bytes) -> bool:
+        """Online (True: both headers, no body) or offline (False: a body, no header); anything else is
+        E_BACKUP_REQUEST, before the state rule (docs/decisions.md, "Backup registration request")."""
+        if key is not None and production is not None and not body:
+            return True
+        if key is None and production is None and body:
+            return False
+        raise LicenceError(ErrorCode.BACKUP_REQUEST)
+
+    def activation_quantity(self, value: object) -> int:
+        """`quantity` of Core's activation request (1 when absent): a whole number from 1 to 1000."""
+        quantity = parse_quantity(value)
+        if quantity is None:
+            raise LicenceError(ErrorCode.BAD_REQUEST)
+        return quantity
 
     # Shared steps
 

@@ -7,6 +7,7 @@ from datetime import UTC, date, datetime, timedelta
 
 import pytest
 
+from mockcore.accounts import Accounts, User
 from mockcore.catalogue import ErrorCode, LicenceError
 from mockcore.lifecycle import (
     TRANSITIONS,
@@ -306,3 +307,86 @@ def test_a_licence_that_cannot_exist_cannot_be_built(arguments: tuple[object, ..
 def test_an_offline_backup_cannot_be_nominated_even_directly() -> None:
     with refused(ErrorCode.NOMINATE_OFFLINE):
         licence(BOFF).nominated()
+
+
+# Authentication, accounts and request shapes
+
+
+def accounts() -> Accounts:
+    found = Accounts("admin", "admin", APIKEY)
+    found.users[3] = User(3, "ops", "pw", ["2"], api_key=OWN_KEY)
+    found.sessions["s1"] = 3
+    return found
+
+
+APIKEY = "1a2b3c4d5e6f7a8b9c0d1e2f3a4b5c6d7e8f"
+OWN_KEY = "9f8e7d6c5b4a3f2e1d0c9b8a7f6e5d4c3b2a"
+
+
+@pytest.mark.parametrize(
+    ("key", "required", "who", "code"),
+    [
+        (None, True, None, ErrorCode.ACCESS_MISSING),
+        (None, False, None, None),
+        (APIKEY, True, "admin", None),
+        ("s1", True, "ops", None),
+        (OWN_KEY, True, "ops", None),
+        ("nobody", False, None, ErrorCode.ACCESS),
+    ],
+)
+def test_the_caller(key: str | None, required: bool, who: str | None, code: ErrorCode | None) -> None:
+    if code is not None:
+        with refused(code):
+            RULES.caller(key, accounts(), required=required)
+        return
+    user = RULES.caller(key, accounts(), required=required)
+    assert (user.name if user else None) == who
+
+
+def test_login_logout_and_passwords() -> None:
+    found = accounts()
+    assert RULES.login("ops", "pw", found).id == 3
+    with refused(ErrorCode.LOGIN):
+        RULES.login("ops", "wrong", found)
+    RULES.logout("s1", found)
+    for not_a_session in (APIKEY, OWN_KEY):
+        with refused(ErrorCode.LOGOUT):
+            RULES.logout(not_a_session, found)
+    ops = found.users[3]
+    assert RULES.new_password(ops, "pw", "new") == "new"
+    with refused(ErrorCode.PASSWORD):
+        RULES.new_password(ops, "bad", "new")
+    with refused(ErrorCode.BAD_REQUEST):
+        RULES.new_password(ops, "pw", "")
+
+
+def test_only_an_administrator_sets_a_users_key_in_the_documented_format() -> None:
+    found = accounts()
+    admin, ops = found.users[2], found.users[3]
+    assert RULES.apikey_change(admin, 3, APIKEY, found) == (ops, APIKEY)
+    with refused(ErrorCode.ACCESS):
+        RULES.apikey_change(ops, 3, APIKEY, found)
+    with refused(ErrorCode.NOT_FOUND):
+        RULES.apikey_change(admin, 9, APIKEY, found)
+    with refused(ErrorCode.APIKEY_FORMAT):
+        RULES.apikey_change(admin, 3, "abc", found)
+
+
+@pytest.mark.parametrize(
+    ("key", "production", "body", "online"),
+    [(K1, PROD, b"", True), (None, None, b"file", False), (K1, None, b"", None), (K1, PROD, b"file", None)],
+)
+def test_a_backup_registration_is_online_or_offline(
+    key: str | None, production: str | None, body: bytes, online: bool | None
+) -> None:
+    if online is None:
+        with refused(ErrorCode.BACKUP_REQUEST):
+            RULES.backup_registration(key, production, body)
+    else:
+        assert RULES.backup_registration(key, production, body) is online
+
+
+def test_the_activation_quantity() -> None:
+    assert RULES.activation_quantity(1000) == 1000
+    with refused(ErrorCode.BAD_REQUEST):
+        RULES.activation_quantity(1001)

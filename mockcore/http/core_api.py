@@ -19,7 +19,6 @@ from mockcore.http.rendering import (
     read_body,
     string_field,
 )
-from mockcore.rules import parse_quantity
 
 SCAN_LIMIT = 64 * 1024 * 1024
 
@@ -104,10 +103,7 @@ def create_core_app(fleet: Fleet, name: str) -> Flask:
         doc = json_object()
         key = string_field(doc, "activationKey")
         string_field(doc, "comment", required=False)
-        quantity = parse_quantity(doc.get("quantity", 1))
-        if quantity is None:
-            raise LicenceError(ErrorCode.BAD_REQUEST)
-        fleet.activate(name, key or "", quantity)
+        fleet.activate(name, key or "", fleet.rules.activation_quantity(doc.get("quantity", 1)))
         return success()
 
     @app.post("/admin/license/deactivation")
@@ -127,12 +123,10 @@ def create_core_app(fleet: Fleet, name: str) -> Flask:
         key = request.headers.get("activation-key")
         production = request.headers.get("active-deployment-id")
         body = read_body(MAX_LICENCE_BYTES, too_large=None)
-        if key is not None and production is not None and not body:
-            fleet.register_backup_online(name, key, production)
-        elif key is None and production is None and body:
-            fleet.register_backup_offline(name, body)
+        if fleet.rules.backup_registration(key, production, body):
+            fleet.register_backup_online(name, key or "", production or "")
         else:
-            raise LicenceError(ErrorCode.BACKUP_REQUEST)
+            fleet.register_backup_offline(name, body)
         return json_response({"success": BACKUP_REGISTERED})
 
     @app.delete("/admin/license/backup")
