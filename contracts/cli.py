@@ -223,3 +223,7 @@ def _print(console: Console, run: ServerRun, record: Path | None) -> None:
 from contracts.client.cli import client  # noqa: E402  (the `client` command lives in its own package)
 
 main.add_command(client)
+
+
+if __name__ == "__main__":
+    main()

@@ -84,3 +84,13 @@ def test_the_defaults_are_one_instance_and_one_seed_key() -> None:
     assert [(k.slots, k.days) for k in setup.config.resolved_keys()] == [(1, 365)]
     assert setup.config.admin_user == setup.config.admin_password == "admin"
     assert setup.journal_cap == 1000
+
+
+@pytest.mark.parametrize(
+    ("module", "says"),
+    [("mockcore", "serve"), ("mockcore.cli", "serve"), ("contracts", "server"), ("contracts.cli", "server")],
+)
+def test_python_dash_m_runs_each_command_line(module: str, says: str) -> None:
+    result = subprocess.run([sys.executable, "-m", module, "--help"], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert "Usage:" in result.stdout and says in result.stdout, result.stdout

@@ -19,7 +19,7 @@ from contracts.rules import RULE_IDS
 from contracts.server_suite import SuiteSettings, run_server_suite, run_state_machine
 from contracts.target import KeySpec, Target, TargetError, discover, load_overrides
 from mockcore import MockFleet
-from mockcore.server import FleetServer, ServeOptions
+from tests.conftest import serve_fleet
 from tests.faulty_servers import KEYS, VARIANTS, Variant, build_fleet, inprocess_target
 from tests.serving import MockcoreProcess
 
@@ -143,12 +143,11 @@ def test_cli_passes_against_a_fresh_mockcore_serve(tmp_path: Path) -> None:
 def faulty_served() -> Iterator[str]:
     """The registers-without-production variant on real ports."""
     variant = next(v for v in VARIANTS if v.name == "registers-without-production")
-    server = FleetServer(build_fleet(variant.fleet_class), ServeOptions())
-    server.start()
+    running = serve_fleet(build_fleet(variant.fleet_class))
     try:
-        yield server.urls()["a"]
+        yield running.urls["a"]
     finally:
-        server.stop()
+        running.server.stop()
 
 
 def test_cli_report_names_the_rule_and_shows_the_exchanges(faulty_served: str) -> None:

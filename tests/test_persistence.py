@@ -38,7 +38,7 @@ import requests
 from mockcore.fleet import Fleet, FleetConfig, KeySpec
 from mockcore.persistence import APPLICATION_ID, StateFileError, StateStore
 from mockcore.scanning import EICAR
-from mockcore.server import FleetServer, ServeOptions
+from tests.conftest import RunningFleet, serve_fleet
 from tests.serving import Exited, MockcoreProcess, free_port, run_all
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -243,11 +243,11 @@ class Round:
 
 
 def stream_until_killed(
-    server: MockcoreProcess, reference: FleetServer, stream: Stream, delay: float
+    server: MockcoreProcess, reference: RunningFleet, stream: Stream, delay: float
 ) -> tuple[Round, Step]:
     """Send the stream to the server and the reference until `kill -9` (after `delay` s) cuts the server off."""
     assert server.process is not None
-    ref_urls = reference.urls()
+    ref_urls = reference.urls
     killer = threading.Timer(delay, server.process.kill)
     answered, after_last = 0, reference.fleet.dump()
     deadline = time.monotonic() + delay + 20
@@ -283,9 +283,9 @@ def test_kill_9_during_a_stream_keeps_every_answered_transition(
     # A frozen clock makes the two fleets' documents comparable to the microsecond; the freeze is persisted too.
     assert control(server, "POST", "/clock/freeze").status_code == 200
     initial = state_of(server)
-    reference = FleetServer(Fleet(CONFIG), ServeOptions())
-    reference.fleet.load(initial)
-    reference.start()
+    reference_fleet = Fleet(CONFIG)
+    reference_fleet.load(initial)
+    reference = serve_fleet(reference_fleet)
     try:
         stream = Stream(rng, {name: inst["deployment"] for name, inst in initial["instances"].items()})
         outcomes = []
@@ -324,7 +324,7 @@ def test_kill_9_during_a_stream_keeps_every_answered_transition(
         assert integrity(state) == ["ok"]
         assert effective(stored_document(state)) == effective(reference.fleet.dump())
     finally:
-        reference.stop()
+        reference.server.stop()
     assert sum(answered for answered, _ in outcomes) > KILLS, outcomes  # the kills did land mid-stream
     print("kills (answered transitions, restored state):", outcomes)
 
