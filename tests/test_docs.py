@@ -286,6 +286,8 @@ def _text(name: str) -> str | None:
 
 PARENTS = re.compile(r"__file__\)?(?:\.resolve\(\)|\.absolute\(\))?\.parents\[(\d+)\]")
 PARENT_CHAIN = re.compile(r"__file__\)?(?:\.resolve\(\)|\.absolute\(\))?((?:\.parent)+)\b")
+# The repository root named by a constant, then one step up: beside the repository.
+ROOT_PARENT = re.compile(r"\b(?:ROOT|REPO|REPOSITORY)\.parent\b")
 
 
 def problems_in(name: str, text: str) -> list[str]:
@@ -303,6 +305,8 @@ def problems_in(name: str, text: str) -> list[str]:
             for match in PARENT_CHAIN.finditer(line):
                 if match[1].count(".parent") > depth + 1:
                     found.append(f"{name}:{number}: {match[1]} leaves the repository: {line.strip()[:100]}")
+            if ROOT_PARENT.search(line):
+                found.append(f"{name}:{number}: the repository root's parent: {line.strip()[:100]}")
     return found
 
 
@@ -313,6 +317,7 @@ def test_the_outside_path_finder_catches_what_it_should() -> None:
     assert problems_in("tests/test_x.py", here + ".parent.parent.parent")
     assert not problems_in("tests/test_x.py", here + ".parent.parent")
     assert not problems_in("contracts/client/x.py", here + ".resolve().parents[2]")
+    assert problems_in("tests/test_x.py", "EXTRACT = " + "ROOT" + '.parent / "x"')
     assert problems_in("docs/x.md", "see " + OUTSIDE[0] + "/reference")
     assert problems_in("tests/test_x.py", "# " + CITATIONS[1] + "3")
 
