@@ -48,13 +48,8 @@ class Accounts:
     def find(self, name: object, password: object) -> User | None:
         return next((u for u in self.users.values() if u.name == name and u.password == password), None)
 
-    def holder_of(self, apikey: str) -> User | None:
-        """The user an `apikey` header stands for: the configured key is the admin's, then sessions, then keys
-        set at /admin/user/{id}; None when nobody holds it."""
-        if apikey == self.configured_apikey:
-            return self.users[ADMIN_ID]
-        if apikey in self.sessions:
-            return self.users[self.sessions[apikey]]
+    def with_apikey(self, apikey: str) -> User | None:
+        """The user whose own key (set at /admin/user/{id}) is `apikey`."""
         return next((u for u in self.users.values() if u.api_key and u.api_key == apikey), None)
 
     def open_session(self, user: User) -> dict[str, str]:

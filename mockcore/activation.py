@@ -61,10 +61,11 @@ class ActivationServer:
 
     def apply(self, changes: Iterable[SlotChange]) -> bool:
         """Apply slot changes decided by mockcore.rules; answers whether anything changed."""
-        changed = False
+        keys = dict(self._keys)
         for change in changes:
-            self._keys[change.key] = self._keys[change.key].changed(change)
-            changed = True
+            keys[change.key] = keys[change.key].changed(change)  # KeyError, ValueError: nothing applied
+        changed = keys != self._keys
+        self._keys = keys
         return changed
 
     # Licence files

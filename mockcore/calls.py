@@ -16,9 +16,7 @@ from urllib.parse import urlencode
 from mockcore.config import ACTIVATION_FACE
 from mockcore.lifecycle import ENDPOINTS, Operation
 
-# The face name of the activation server, as mockcore.server.ACTIVATION names it (that module cannot be imported
-# here: the server imports the dashboard, which imports this module).
-ACTIVATION_SERVER = ACTIVATION_FACE
+ACTIVATION_SERVER = ACTIVATION_FACE  # the activation server's face name (one constant: mockcore.config)
 SHOWN_BODY = 4000  # characters of a body kept for showing
 
 

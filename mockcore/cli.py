@@ -320,7 +320,7 @@ def _demo_names() -> list[str]:
     "--control-token",
     default=None,
     envvar="MOCKCORE_CONTROL_TOKEN",
-    help="The fleet's control token (X-Mock-Control-Token), for /_mock/info, /_mock/state and --reset.",
+    help="The fleet's control token (X-Mock-Control-Token), for /_mock/info, /_mock/view and --reset.",
 )
 @click.option(
     "--reset",

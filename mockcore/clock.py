@@ -27,6 +27,11 @@ class FleetClock:
         frozen_at = self._frozen_at  # read once: another thread may unfreeze between two reads
         return frozen_at if frozen_at is not None else self._source() + self._offset
 
+    def setting(self) -> tuple[datetime | None, timedelta]:
+        """What the clock is set to (the frozen moment, or the offset from wall time): equal before and after a
+        change that changes nothing."""
+        return self._frozen_at, self._offset if self._frozen_at is None else timedelta(0)
+
     @property
     def frozen(self) -> bool:
         return self._frozen_at is not None

@@ -2,7 +2,8 @@
 
 Every licence operation is the same four steps, written once in `_operate`: take the lock, see each instance as
 its next request would (an online licence whose slot is gone is lost), ask mockcore.rules for the decision, and
-apply it; a refused operation changes nothing. Every committed change is told to the listeners (persistence)
+apply it; a refused operation changes nothing (beyond what every request does: an online licence whose slot is
+gone is seen as lost). Every committed change is told to the listeners (persistence)
 before the caller gets its answer. Readers get values (licences, keys, views), never the fleet's own objects.
 """
 
@@ -12,8 +13,8 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta
 from typing import Any
 
 from mockcore import snapshot, view
@@ -104,15 +105,21 @@ class Fleet:
         with self._lock:
             self._listeners.append(listener)
 
-    def unsubscribe(self, listener: Listener) -> None:
+    def unsubscribe(self, listener: Listener) -> tuple[int, dict[str, Any]]:
+        """Stop telling `listener`; answers the revision and document it has been told of last, read together."""
         with self._lock:
             if listener in self._listeners:
                 self._listeners.remove(listener)
+            return self.committed()
 
     @property
     def revision(self) -> int:
         """How many changes the fleet has committed; a listener compares it to skip a save of nothing."""
         return self._revision
+
+    def _commit_if(self, changed: bool) -> None:
+        if changed:
+            self._commit()
 
     def _commit(self) -> None:
         self._revision += 1
@@ -122,8 +129,8 @@ class Fleet:
 
     @contextmanager
     def batch(self) -> Iterator[None]:
-        """Several changes as one: on an exception the fleet is restored as it was (clock included), and the
-        listeners hear of the changes once, at the end."""
+        """Several changes as one: on an exception the fleet's state document (licences, slots, accounts, scans,
+        the clock's reading) is restored as it was, and the listeners hear of the changes once, at the end."""
         with self._lock:
             before = self.dump()
             self._batching += 1
@@ -202,9 +209,6 @@ class Fleet:
     def now(self) -> datetime:
         return self._clock.now()
 
-    def today(self) -> date:
-        return self._clock.now().date()
-
     def deployments(self) -> dict[str, str]:
         """Instance name -> deployment id (stable for a name and seed)."""
         with self._lock:
@@ -248,19 +252,20 @@ class Fleet:
         ValueError) past the calendar's ends, and then nothing changes."""
         with self._lock:
             self._clock.check(now)
+            before = self._clock.setting()
             if frozen is True:
                 self._clock.freeze()
             elif frozen is False:
                 self._clock.unfreeze()
             if now is not None:
                 self._clock.set(now)
-            self._commit()
+            self._commit_if(self._clock.setting() != before)
             return self.clock()
 
     def advance_clock(self, delta: timedelta) -> ClockReading:
         with self._lock:
             self._clock.advance(delta)
-            self._commit()
+            self._commit_if(bool(delta))
             return self.clock()
 
     def freeze_clock(self) -> ClockReading:
@@ -316,8 +321,10 @@ class Fleet:
     # Accounts (docs/behaviour.md, "Authentication and accounts")
 
     def authenticate(self, name: str, key: str | None, *, required: bool = True) -> User | None:
+        """A copy of the user the key stands for (None when no key was sent and none is required)."""
         with self._lock:
-            return self._rules.caller(key, self._instances[name].accounts, required=required)
+            user = self._rules.caller(key, self._instances[name].accounts, required=required)
+            return None if user is None else replace(user, roles=list(user.roles))
 
     def login(self, name: str, user: object, password: object) -> dict[str, str]:
         with self._lock:
@@ -333,16 +340,26 @@ class Fleet:
             accounts.close_session(key)
             self._commit()
 
-    def change_password(self, name: str, user: User, old: object, new: object) -> None:
+    def change_password(self, name: str, key: str | None, old: object, new: object) -> None:
+        """The password of the user `key` stands for."""
         with self._lock:
-            user.password = self._rules.new_password(user, old, new)
-            self._commit()
+            user = self._rules.caller(key, self._instances[name].accounts, required=True)
+            assert user is not None
+            password = self._rules.new_password(user, old, new)
+            changed = password != user.password
+            user.password = password
+            self._commit_if(changed)
 
-    def set_apikey(self, name: str, caller: User, user_id: int, key: object) -> dict[str, object]:
+    def set_apikey(self, name: str, key: str | None, user_id: int, api_key: object) -> dict[str, object]:
+        """As the user `key` stands for, set user `user_id`'s own API key; answers that user's public view."""
         with self._lock:
-            user, api_key = self._rules.apikey_change(caller, user_id, key, self._instances[name].accounts)
-            user.api_key = api_key
-            self._commit()
+            accounts = self._instances[name].accounts
+            caller = self._rules.caller(key, accounts, required=True)
+            assert caller is not None
+            user, chosen = self._rules.apikey_change(caller, user_id, api_key, accounts)
+            changed = chosen != user.api_key
+            user.api_key = chosen
+            self._commit_if(changed)
             return user.public()
 
     # Licence operations (docs/behaviour.md, "Transitions")
@@ -377,9 +394,10 @@ class Fleet:
         with self._lock:
             inst = self._seen(name)
             decision = decide(inst.licence, inst.deployment, self._facts(), reachable)
-            self._activation.apply(decision.slots)
+            moved = self._activation.apply(decision.slots)
+            changed = moved or decision.licence != inst.licence
             inst.licence = decision.licence
-            self._commit()
+            self._commit_if(changed)
 
     def _parse_file(self, body: bytes) -> LicenceFile | None:
         """Parse a licence file WITHOUT the lock (YAML parsing of a large body is slow and must not stall the
@@ -454,10 +472,12 @@ class Fleet:
         with self._lock:
             inst = self._seen(name)
             self._rules.change_engine(inst.licence, inst.scanning.known_engine(eng_id))
+            before = set(inst.scanning.disabled)
             inst.scanning.set_enabled(eng_id, enabled)
-            self._commit()
+            self._commit_if(inst.scanning.disabled != before)
 
     def scan(self, name: str, body: bytes, filename: str) -> str:
+        self._rules.scan_body(len(body))
         with self._lock:
             inst = self._seen(name)
             self._rules.scan(inst.licence, len(body), self._facts())
@@ -479,8 +499,7 @@ class Fleet:
         """A licence file, or ActivationRefused."""
         with self._lock:
             issued, changes = self._rules.obtain(key, deployment, quantity, self._facts())
-            if self._activation.apply(changes):
-                self._commit()
+            self._commit_if(self._activation.apply(changes))
             return self._activation.render(issued)
 
     def release_slot(self, key: str, deployment: str) -> None:

@@ -166,6 +166,8 @@ class MockFleet:
     @classmethod
     def serving(cls, fleet: Fleet, *, control_token: str | None = None) -> MockFleet:
         """A MockFleet around a fleet built already (with rules or a catalogue of your own), on free ports."""
+        if control_token is not None and not control_token:
+            raise ValueError("the control token must not be empty")
         mock = cls.__new__(cls)
         mock._adopt(fleet, ServeOptions(control_token=control_token))
         return mock

@@ -440,8 +440,8 @@ class StateStore:
     def close(self) -> None:
         """Save a last time, checkpoint the WAL into FILE (removing FILE-wal and FILE-shm), let go of the lock.
         Idempotent. Raises StateFileError if the last save fails; the file is closed and unlocked anyway."""
-        self._fleet.unsubscribe(self.save)
-        last = self._document(self._fleet)
+        revision, document = self._fleet.unsubscribe(self.save)
+        last = (revision, json.dumps(document, separators=(",", ":")), datetime.now(UTC))
         with self._mutex:
             if self._connection is None:
                 return

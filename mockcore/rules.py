@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
-from mockcore.accounts import ADMIN_ROLE, Accounts, User
+from mockcore.accounts import ADMIN_ID, ADMIN_ROLE, Accounts, User
 from mockcore.catalogue import ErrorCode, LicenceError
 from mockcore.identity import ACTIVATION_KEY_RE, DEPLOYMENT_RE, is_valid_apikey
 from mockcore.lifecycle import (
@@ -78,7 +78,8 @@ def parse_quantity(value: object) -> int | None:
 
 @dataclass(frozen=True)
 class Facts:
-    """What a decision may read besides the licence: the fleet's moment and the activation server's keys."""
+    """What a decision may read besides the licence: the fleet's moment and the activation server's keys (a
+    read-only view, each key an immutable value; valid for the decision it was gathered for)."""
 
     now: datetime
     keys: Mapping[str, ActivationKey]
@@ -214,9 +215,13 @@ class LicenceRules:
 
     # Scans, engines, health (docs/behaviour.md, "Scans and engines")
 
-    def scan(self, licence: Licence, size: int, facts: Facts) -> None:
+    def scan_body(self, size: int) -> None:
+        """An empty file is refused before anything else, the instance's licence not even looked at."""
         if size == 0:
             raise LicenceError(ErrorCode.EMPTY_FILE)
+
+    def scan(self, licence: Licence, size: int, facts: Facts) -> None:
+        self.scan_body(size)
         if licence.state.is_backup:
             raise LicenceError(ErrorCode.SCAN_BACKUP)
         if licence.state is LicenceState.UNLICENSED:
@@ -239,6 +244,10 @@ class LicenceRules:
         if not licence.licensed:
             return "invalid"
         return "expired" if licence.expired(facts.today) else "ok"
+
+    def ready_status(self, readiness: str) -> int:
+        """`/readyz` answers 200 only when the licence is `ok`, else 503."""
+        return 200 if readiness == "ok" else 503
 
     # The licence view (docs/responses.md, `GET /admin/license`)
 
@@ -269,7 +278,12 @@ class LicenceRules:
             if required:
                 raise LicenceError(ErrorCode.ACCESS_MISSING)
             return None
-        user = accounts.holder_of(apikey)
+        # The configured key is the administrator's, then a session, then a key set at /admin/user/{id}.
+        if apikey == accounts.configured_apikey:
+            return accounts.users[ADMIN_ID]
+        if apikey in accounts.sessions:
+            return accounts.users[accounts.sessions[apikey]]
+        user = accounts.with_apikey(apikey)
         if user is None:
             raise LicenceError(ErrorCode.ACCESS)
         return user

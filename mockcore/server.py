@@ -25,7 +25,7 @@ from mockcore.http.dashboard import create_dashboard_blueprint
 from mockcore.http.middleware import DROP_KEY, FaceMiddleware
 from mockcore.tls import TlsFiles
 
-ACTIVATION = ACTIVATION_FACE
+ACTIVATION = ACTIVATION_FACE  # the activation server's face name (one constant: mockcore.config)
 
 
 class _DroppingGateway(wsgi.Gateway_10):

@@ -116,12 +116,13 @@ def parse_licence(doc: Any, path: str) -> Licence:
     terms = None if doc["terms"] is None else parse_terms(doc["terms"], f"{path}.terms")
     online = _need(doc["online"], bool, f"{path}.online")
     production = doc["production"]
-    if production is not None and not DEPLOYMENT_RE.fullmatch(_need(production, str, f"{path}.production")):
-        raise InvalidSnapshot(f"{path}.production: not a deployment id")
     try:
-        return Licence(state, terms, online, production)
+        licence = Licence(state, terms, online, production)
     except ImpossibleLicence as impossible:
         raise InvalidSnapshot(f"{path}.{impossible.field}: {impossible.text}") from None
+    if production is not None and not DEPLOYMENT_RE.fullmatch(_need(production, str, f"{path}.production")):
+        raise InvalidSnapshot(f"{path}.production: not a deployment id")
+    return licence
 
 
 def parse_key(doc: Any, path: str) -> ActivationKey:

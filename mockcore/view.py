@@ -26,7 +26,7 @@ def fleet_view(
     """{"clock", "today", "instances": {name: {...}}, "keys": [...]}."""
     names = {deployment: name for name, (deployment, _) in instances.items()}
     shown = {
-        name: _instance(deployment, licence, rules.seen(licence, deployment, facts), names, facts)
+        name: _instance(deployment, licence, rules.seen(licence, deployment, facts), names, facts, rules)
         for name, (deployment, licence) in instances.items()
     }
     keys = [
@@ -49,19 +49,20 @@ def fleet_view(
 
 
 def _instance(
-    deployment: str, stored: Licence, seen: Licence, names: Mapping[str, str], facts: Facts
+    deployment: str, stored: Licence, seen: Licence, names: Mapping[str, str], facts: Facts, rules: LicenceRules
 ) -> dict[str, Any]:
     production = seen.production
+    shown = rules.licence_view(seen, deployment, facts)
     return {
         "state": seen.state.value,
         "deployment": deployment,
         "key": seen.key,
-        "days_left": seen.days_left(facts.today) if seen.licensed else None,
-        "expired": seen.expired(facts.today),
+        "days_left": shown.get("days_left"),
+        "expired": rules.readiness(seen, facts) == "expired",
         "backup": seen.state.is_backup,
         "online": seen.online if seen.licensed else None,
         "production": names.get(production, production) if production else None,
-        "reactivate": seen.reactivate,
+        "reactivate": bool(shown.get("reactivate", False)),
         "slot_lost": seen is not stored,
         "holds_slot": any(key.holds(deployment) for key in facts.keys.values()),
     }

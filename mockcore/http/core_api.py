@@ -72,17 +72,17 @@ def create_core_app(fleet: Fleet, name: str) -> Flask:
 
     @app.post("/user/changepassword")
     def change_password() -> Response:
-        user = admin()
+        admin()
         doc = json_object()
         old, new = string_field(doc, "old_password"), string_field(doc, "new_password")
-        fleet.change_password(name, user, old, new)
+        fleet.change_password(name, request.headers.get("apikey"), old, new)
         return success()
 
     @app.put("/admin/user/<digits:user_id>")
     def set_user_apikey(user_id: int) -> Response:
-        user = admin()
+        admin()
         key = string_field(json_object(), "api_key")
-        return json_response(fleet.set_apikey(name, user, user_id, key))
+        return json_response(fleet.set_apikey(name, request.headers.get("apikey"), user_id, key))
 
     # Licence
 
@@ -154,7 +154,7 @@ def create_core_app(fleet: Fleet, name: str) -> Flask:
         if verbose is not None and verbose.lower() not in ("true", "false"):
             raise LicenceError(ErrorCode.BAD_REQUEST)
         status, engines = fleet.readiness(name)
-        code = 200 if status == "ok" else 503
+        code = fleet.rules.ready_status(status)
         if verbose is None or verbose.lower() == "false":
             return json_response({}, code)
         return json_response(
