@@ -19,8 +19,7 @@ from mockcore.http.rendering import (
     read_body,
     string_field,
 )
-
-SCAN_LIMIT = 64 * 1024 * 1024
+from mockcore.http.scan_api import register_scan_routes
 
 BACKUP_REGISTERED = "The backup MetaDefender Core instance is now registered as a backup one."
 BACKUP_REMOVED = "This MetaDefender Core instance is no longer registered as a backup one."
@@ -188,17 +187,6 @@ def create_core_app(fleet: Fleet, name: str) -> Flask:
         fleet.set_engine(name, eng_id, False)
         return json_response({"result": "Engine is disabled"})
 
-    # Scans
-
-    @app.post("/file")
-    def scan() -> Response:
-        caller(required=False)
-        body = read_body(SCAN_LIMIT)
-        return json_response({"data_id": fleet.scan(name, body, request.headers.get("filename", ""))})
-
-    @app.get("/file/<data_id>")
-    def scan_result(data_id: str) -> Response:
-        caller(required=False)
-        return json_response(fleet.scan_result(name, data_id))
+    register_scan_routes(app, fleet, name)
 
     return app
