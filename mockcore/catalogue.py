@@ -42,6 +42,7 @@ class ErrorCode(StrEnum):
     PASSWORD = "E_PASSWORD"
     APIKEY_FORMAT = "E_APIKEY_FORMAT"
     LOGOUT = "E_LOGOUT"
+    NO_RIGHTS = "E_NO_RIGHTS"
 
 
 @dataclass(frozen=True)
@@ -97,6 +98,8 @@ DEFAULT_ENTRIES: Mapping[ErrorCode, CatalogueEntry] = {
     ErrorCode.PASSWORD: CatalogueEntry(400, "Invalid password."),
     ErrorCode.APIKEY_FORMAT: CatalogueEntry(400, "Invalid API key format."),
     ErrorCode.LOGOUT: CatalogueEntry(400, "Logout error"),
+    # The vendor's answer when the caller's role lacks the right: 405 with the example text of its description.
+    ErrorCode.NO_RIGHTS: CatalogueEntry(405, "Access denied"),
 }
 
 
