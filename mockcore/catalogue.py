@@ -43,6 +43,8 @@ class ErrorCode(StrEnum):
     APIKEY_FORMAT = "E_APIKEY_FORMAT"
     LOGOUT = "E_LOGOUT"
     NO_RIGHTS = "E_NO_RIGHTS"
+    NAME_TAKEN = "E_NAME_TAKEN"
+    UNKNOWN_ROLE = "E_UNKNOWN_ROLE"
 
 
 @dataclass(frozen=True)
@@ -100,6 +102,8 @@ DEFAULT_ENTRIES: Mapping[ErrorCode, CatalogueEntry] = {
     ErrorCode.LOGOUT: CatalogueEntry(400, "Logout error"),
     # The vendor's answer when the caller's role lacks the right: 405 with the example text of its description.
     ErrorCode.NO_RIGHTS: CatalogueEntry(405, "Access denied"),
+    ErrorCode.NAME_TAKEN: CatalogueEntry(400, "The name is already in use."),
+    ErrorCode.UNKNOWN_ROLE: CatalogueEntry(400, "The role does not exist."),
 }
 
 

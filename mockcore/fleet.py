@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
@@ -326,6 +326,31 @@ class Fleet:
             user = self._rules.caller(key, self._instances[name].accounts, required=required)
             return None if user is None else replace(user, roles=list(user.roles))
 
+    def authorise(self, name: str, action: str, key: str | None) -> User | None:
+        """A copy of the caller of a Core request, once `key` is known and holds the right `action` needs
+        (mockcore.rules.NEEDS); None when no key was sent and none is required."""
+        with self._lock:
+            user = self._rules.authorised(action, key, self._instances[name].accounts)
+            return None if user is None else replace(user, roles=list(user.roles))
+
+    def create_user(self, name: str, key: str | None, doc: Mapping[str, Any]) -> dict[str, object]:
+        """`POST /admin/user` as the caller `key` stands for (who needs `users: write`)."""
+        with self._lock:
+            accounts = self._instances[name].accounts
+            self._rules.authorised("create-user", key, accounts)
+            user = accounts.add_user(*self._rules.new_user(doc, accounts))
+            self._commit()
+            return user.public()
+
+    def create_role(self, name: str, key: str | None, doc: Mapping[str, Any]) -> dict[str, object]:
+        """`POST /admin/role` as the caller `key` stands for (who needs `users: write`)."""
+        with self._lock:
+            accounts = self._instances[name].accounts
+            self._rules.authorised("create-role", key, accounts)
+            role = accounts.add_role(*self._rules.new_role(doc, accounts))
+            self._commit()
+            return role.public()
+
     def login(self, name: str, user: object, password: object) -> dict[str, str]:
         with self._lock:
             accounts = self._instances[name].accounts
@@ -354,9 +379,8 @@ class Fleet:
         """As the user `key` stands for, set user `user_id`'s own API key; answers that user's public view."""
         with self._lock:
             accounts = self._instances[name].accounts
-            caller = self._rules.caller(key, accounts, required=True)
-            assert caller is not None
-            user, chosen = self._rules.apikey_change(caller, user_id, api_key, accounts)
+            self._rules.authorised("set-user-apikey", key, accounts)
+            user, chosen = self._rules.apikey_change(user_id, api_key, accounts)
             changed = chosen != user.api_key
             user.api_key = chosen
             self._commit_if(changed)
@@ -476,19 +500,32 @@ class Fleet:
             inst.scanning.set_enabled(eng_id, enabled)
             self._commit_if(inst.scanning.disabled != before)
 
-    def scan(self, name: str, body: bytes, filename: str) -> str:
+    def scan(self, name: str, body: bytes, filename: str, user_agent: str = "", username: str = "") -> str:
+        """`POST /file`: the new scan's data_id. `username`: the submitting user's name ("" when anonymous)."""
         self._rules.scan_body(len(body))
+        upload = Scanning.inspect(body, filename, user_agent, username)  # hashing: outside the lock
         with self._lock:
             inst = self._seen(name)
-            self._rules.scan(inst.licence, len(body), self._facts())
+            self._rules.scan(inst.licence, upload.size, self._facts())
             data_id = scan_id(self.config.seed, name, inst.scanning.counter)
-            inst.scanning.submit(data_id, body, filename, self._clock.now())
+            inst.scanning.submit(data_id, upload, self._clock.now())
             self._commit()
             return data_id
 
+    def scan_sync(
+        self, name: str, body: bytes, filename: str, user_agent: str = "", username: str = ""
+    ) -> tuple[str, dict[str, object] | None]:
+        """`POST /file/sync`: `scan`, then its result if it is finished at once; None while the progression holds
+        it back (the client polls `GET /file/{data_id}` then, as after `POST /file`)."""
+        data_id = self.scan(name, body, filename, user_agent, username)
+        with self._lock:
+            scanning = self._instances[name].scanning
+            return data_id, scanning.finished_result(data_id, self._started, self._clock.now(), self._progression)
+
     def scan_result(self, name: str, data_id: str) -> dict[str, object]:
         with self._lock:
-            result = self._instances[name].scanning.result(data_id, self._clock.now(), self._progression)
+            scanning = self._instances[name].scanning
+            result = scanning.result(data_id, self._started, self._clock.now(), self._progression)
         if result is None:
             raise LicenceError(ErrorCode.NOT_FOUND)
         return result

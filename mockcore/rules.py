@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
-from mockcore.accounts import ADMIN_ID, ADMIN_ROLE, Accounts, User
+from mockcore.accounts import ADMIN_ID, AREAS, MAX_ROLES, MAX_USERS, RIGHTS, Accounts, User
 from mockcore.catalogue import ErrorCode, LicenceError
 from mockcore.identity import ACTIVATION_KEY_RE, DEPLOYMENT_RE, is_valid_apikey
 from mockcore.lifecycle import (
@@ -91,6 +91,35 @@ class Facts:
     def holds_slot(self, key: str | None, deployment: str) -> bool:
         found = self.keys.get(key) if key is not None else None
         return found is not None and found.holds(deployment)
+
+
+@dataclass(frozen=True)
+class Need:
+    """What a Core request needs of its caller: an apikey (`required`), and the right in an area, if any."""
+
+    required: bool
+    area: str | None = None
+    right: str | None = None
+
+
+# Every Core request and what it needs (docs/behaviour.md, "Users, roles and rights"). A request whose apikey is
+# optional still has its right checked when a key is sent.
+NEEDS: Mapping[str, Need] = {
+    "logout": Need(True),
+    "user": Need(True),
+    "change-password": Need(True),
+    "set-user-apikey": Need(True, "users", "write"),
+    "create-user": Need(True, "users", "write"),
+    "create-role": Need(True, "users", "write"),
+    "licence-read": Need(True, "license", "read"),
+    "licence-write": Need(True, "license", "write"),
+    "version": Need(False),
+    "engines": Need(False),
+    "engine-change": Need(True, "engines", "write"),
+    "nodes": Need(True, "agents", "read"),
+    "scan": Need(False, "scan", "write"),
+    "scan-result": Need(False, "scan", "read"),
+}
 
 
 @dataclass(frozen=True)
@@ -288,6 +317,51 @@ class LicenceRules:
             raise LicenceError(ErrorCode.ACCESS)
         return user
 
+    def authorised(self, action: str, apikey: str | None, accounts: Accounts) -> User | None:
+        """The caller of a Core request (`NEEDS[action]`): E_ACCESS_MISSING / E_ACCESS as `caller` says, then
+        E_NO_RIGHTS when none of the caller's roles grants the right the request needs."""
+        need = NEEDS[action]
+        user = self.caller(apikey, accounts, required=need.required)
+        if user is not None and need.area is not None and need.right not in accounts.rights_of(user).get(need.area, ()):
+            raise LicenceError(ErrorCode.NO_RIGHTS)
+        return user
+
+    def new_user(self, doc: Mapping[str, Any], accounts: Accounts) -> tuple[str, str, list[str], str, str | None]:
+        """`POST /admin/user`: name, password, roles (ids of roles the instance has), display name, own API key."""
+        name, password, display = doc.get("name"), doc.get("password"), doc.get("display_name", "")
+        roles, api_key = doc.get("roles", []), doc.get("apikey")
+        if not isinstance(name, str) or not name.strip() or not isinstance(password, str) or not password:
+            raise LicenceError(ErrorCode.BAD_REQUEST)
+        if not isinstance(display, str) or not isinstance(roles, list) or not roles:
+            raise LicenceError(ErrorCode.BAD_REQUEST)
+        if not all(isinstance(r, str) and r.isdigit() for r in roles):
+            raise LicenceError(ErrorCode.BAD_REQUEST)
+        if api_key is not None and not (isinstance(api_key, str) and is_valid_apikey(api_key)):
+            raise LicenceError(ErrorCode.APIKEY_FORMAT)
+        if len(accounts.users) >= MAX_USERS:
+            raise LicenceError(ErrorCode.BAD_REQUEST)  # memory stays bounded
+        if any(u.name == name for u in accounts.users.values()):
+            raise LicenceError(ErrorCode.NAME_TAKEN)
+        if not all(int(r) in accounts.roles for r in roles):
+            raise LicenceError(ErrorCode.UNKNOWN_ROLE)
+        return name, password, list(roles), display, api_key
+
+    def new_role(self, doc: Mapping[str, Any], accounts: Accounts) -> tuple[str, str, dict[str, list[str]]]:
+        """`POST /admin/role`: a unique name, a display name, and rights per known area (read and/or write)."""
+        name, display, rights = doc.get("name"), doc.get("display_name", ""), doc.get("rights", {})
+        if not isinstance(name, str) or not name.strip() or not isinstance(display, str):
+            raise LicenceError(ErrorCode.BAD_REQUEST)
+        if not isinstance(rights, dict):
+            raise LicenceError(ErrorCode.BAD_REQUEST)
+        for area, granted in rights.items():
+            if area not in AREAS or not isinstance(granted, list) or not all(g in RIGHTS for g in granted):
+                raise LicenceError(ErrorCode.BAD_REQUEST)
+        if len(accounts.roles) >= MAX_ROLES:
+            raise LicenceError(ErrorCode.BAD_REQUEST)  # memory stays bounded
+        if any(role.name == name for role in accounts.roles.values()):
+            raise LicenceError(ErrorCode.NAME_TAKEN)
+        return name, display, {area: sorted(set(granted), key=RIGHTS.index) for area, granted in rights.items()}
+
     def login(self, name: object, password: object, accounts: Accounts) -> User:
         user = accounts.find(name, password)
         if user is None:
@@ -306,10 +380,9 @@ class LicenceRules:
             raise LicenceError(ErrorCode.PASSWORD)
         return new
 
-    def apikey_change(self, caller: User, user_id: int, api_key: object, accounts: Accounts) -> tuple[User, str]:
-        """The user whose key an administrator sets at /admin/user/{id}, and the key (the documented format)."""
-        if ADMIN_ROLE not in caller.roles:
-            raise LicenceError(ErrorCode.ACCESS)
+    def apikey_change(self, user_id: int, api_key: object, accounts: Accounts) -> tuple[User, str]:
+        """The user whose key is set at /admin/user/{id} (the caller needs `users: write`), and the key in the
+        documented format."""
         user = accounts.users.get(user_id)
         if user is None:
             raise LicenceError(ErrorCode.NOT_FOUND)

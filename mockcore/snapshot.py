@@ -12,7 +12,7 @@ from dataclasses import asdict, dataclass
 from datetime import date, datetime
 from typing import Any
 
-from mockcore.accounts import ADMIN_ID, Accounts, User
+from mockcore.accounts import ADMIN_ID, AREAS, RIGHTS, Accounts, Role, User, administrator_role
 from mockcore.clock import EARLIEST, LATEST
 from mockcore.config import FleetConfig
 from mockcore.identity import ACTIVATION_KEY_RE, DEPLOYMENT_RE
@@ -46,6 +46,7 @@ def dump_instance(deployment: str, licence: Licence, accounts: Accounts, scannin
         "deployment": deployment,
         "licence": dump_licence(licence),
         "users": [asdict(user) for user in accounts.users.values()],
+        "roles": [asdict(role) for role in accounts.roles.values()],
         "sessions": dict(accounts.sessions),
         "engines_disabled": sorted(scanning.disabled),
         "scans": [asdict(scan) for scan in scanning.scans.values()],
@@ -69,9 +70,9 @@ def _need(doc: Any, kind: type | tuple[type, ...], path: str) -> Any:
     return doc
 
 
-def _fields(doc: Any, path: str, required: set[str]) -> dict[str, Any]:
+def _fields(doc: Any, path: str, required: set[str], optional: frozenset[str] = frozenset()) -> dict[str, Any]:
     _need(doc, dict, path)
-    missing, extra = required - set(doc), set(doc) - required
+    missing, extra = required - set(doc), set(doc) - required - optional
     if missing:
         raise InvalidSnapshot(f"{path}: missing {', '.join(sorted(missing))}")
     if extra:
@@ -144,7 +145,7 @@ def parse_accounts(doc: dict[str, Any], path: str, admin: tuple[str, str], apike
     users: dict[int, User] = {}
     for index, raw in enumerate(_need(doc["users"], list, f"{path}.users")):
         where = f"{path}.users[{index}]"
-        _fields(raw, where, {"id", "name", "password", "roles", "api_key"})
+        _fields(raw, where, {"id", "name", "password", "roles", "api_key"}, frozenset({"display_name"}))
         roles = _need(raw["roles"], list, f"{where}.roles")
         if not all(isinstance(r, str) for r in roles):
             raise InvalidSnapshot(f"{where}.roles: expected strings")
@@ -157,6 +158,7 @@ def parse_accounts(doc: dict[str, Any], path: str, admin: tuple[str, str], apike
             _need(raw["password"], str, f"{where}.password"),
             list(roles),
             api_key,
+            _need(raw.get("display_name", ""), str, f"{where}.display_name"),
         )
         users[user.id] = user
     if ADMIN_ID not in users:
@@ -167,7 +169,35 @@ def parse_accounts(doc: dict[str, Any], path: str, admin: tuple[str, str], apike
     for session, user_id in sessions.items():
         if not isinstance(user_id, int) or user_id not in users:
             raise InvalidSnapshot(f"{path}.sessions.{session}: not a user id")
-    return Accounts(admin[0], admin[1], apikey, users, OrderedDict(sessions))
+    return Accounts(admin[0], admin[1], apikey, users, OrderedDict(sessions), parse_roles(doc.get("roles"), path))
+
+
+def parse_roles(doc: Any, path: str) -> dict[int, Role]:
+    """The instance's roles; absent (a document of an earlier version) means the built-in administrator only."""
+    builtin = administrator_role()
+    if doc is None:
+        return {builtin.id: builtin}
+    roles: dict[int, Role] = {}
+    for index, raw in enumerate(_need(doc, list, f"{path}.roles")):
+        where = f"{path}.roles[{index}]"
+        _fields(raw, where, {"id", "name", "display_name", "rights", "editable"})
+        rights = _need(raw["rights"], dict, f"{where}.rights")
+        for area, granted in rights.items():
+            if area not in AREAS or not isinstance(granted, list) or not all(g in RIGHTS for g in granted):
+                raise InvalidSnapshot(f"{where}.rights.{area}: an area of {', '.join(AREAS)} with read and/or write")
+        role = Role(
+            _need(raw["id"], int, f"{where}.id"),
+            _need(raw["name"], str, f"{where}.name"),
+            _need(raw["display_name"], str, f"{where}.display_name"),
+            {area: list(granted) for area, granted in rights.items()},
+            _need(raw["editable"], bool, f"{where}.editable"),
+        )
+        roles[role.id] = role
+    if roles.get(builtin.id) != builtin:
+        raise InvalidSnapshot(f"{path}.roles: the built-in administrator role (id {builtin.id}) is required, unaltered")
+    if len(roles) != len(doc):
+        raise InvalidSnapshot(f"{path}.roles: two roles share an id")
+    return roles
 
 
 def parse_scanning(doc: dict[str, Any], path: str) -> Scanning:
@@ -251,7 +281,7 @@ def parse_fleet(doc: Any, config: FleetConfig) -> LoadedFleet:
     instances: dict[str, LoadedInstance] = {}
     for name in config.instances:
         path = f"$.instances.{name}"
-        raw = _fields(raw_instances[name], path, _INSTANCE_FIELDS)
+        raw = _fields(raw_instances[name], path, _INSTANCE_FIELDS, frozenset({"roles"}))
         deployment = _need(raw["deployment"], str, f"{path}.deployment")
         if not DEPLOYMENT_RE.fullmatch(deployment):
             raise InvalidSnapshot(f"{path}.deployment: not a deployment id")

@@ -67,6 +67,9 @@ SPEC_CATALOGUE: dict[ErrorCode, tuple[int, str | None]] = {
     ErrorCode.PASSWORD: (400, "Invalid password."),
     ErrorCode.APIKEY_FORMAT: (400, "Invalid API key format."),
     ErrorCode.LOGOUT: (400, "Logout error"),
+    ErrorCode.NO_RIGHTS: (405, "Access denied"),
+    ErrorCode.NAME_TAKEN: (400, "The name is already in use."),
+    ErrorCode.UNKNOWN_ROLE: (400, "The role does not exist."),
 }
 
 # A well-formed activation key that no fleet holds.
@@ -299,6 +302,28 @@ def _logout(make: FleetFactory) -> Arranged:
     return Arranged(running, lambda: running.core("a").request("POST", "/logout"))
 
 
+def _no_rights(make: FleetFactory) -> Arranged:
+    """A user whose only role reads the licence, activating."""
+    running = make()
+    admin = running.core("a")
+    role = admin.request("POST", "/admin/role", json={"name": "reader", "rights": {"license": ["read"]}})
+    assert role.status_code == 200, role.text
+    user = {"name": "reader", "password": "pw", "roles": [str(role.json()["id"])], "apikey": VALID_APIKEY}
+    assert admin.request("POST", "/admin/user", json=user).status_code == 200
+    return Arranged(running, lambda: running.core("a", VALID_APIKEY).activate(running.key))
+
+
+def _name_taken(make: FleetFactory) -> Arranged:
+    running = make()
+    return Arranged(running, lambda: running.core("a").request("POST", "/admin/role", json={"name": "admin"}))
+
+
+def _unknown_role(make: FleetFactory) -> Arranged:
+    running = make()
+    user = {"name": "new", "password": "pw", "roles": ["99"]}
+    return Arranged(running, lambda: running.core("a").request("POST", "/admin/user", json=user))
+
+
 CASES: dict[ErrorCode, Case] = {
     ErrorCode.ACCESS_MISSING: _access_missing,
     ErrorCode.ACCESS: _access,
@@ -329,6 +354,9 @@ CASES: dict[ErrorCode, Case] = {
     ErrorCode.PASSWORD: _password,
     ErrorCode.APIKEY_FORMAT: _apikey_format,
     ErrorCode.LOGOUT: _logout,
+    ErrorCode.NO_RIGHTS: _no_rights,
+    ErrorCode.NAME_TAKEN: _name_taken,
+    ErrorCode.UNKNOWN_ROLE: _unknown_role,
 }
 
 # E_ACTIVATION_UNREACHABLE needs a faulted activation server; fault rules arrive with the control plane in a later

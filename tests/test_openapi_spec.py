@@ -270,6 +270,22 @@ def test_every_answer_of_a_licence_lifecycle_keeps_the_contract(make_fleet: Flee
     r.call("a", "PUT", "/admin/user/2", json={"api_key": "0" * 36})
     r.call("a", "PUT", "/admin/user/2", json={"api_key": "1a2b3c4d5e6f7a8b9c0d1e2f3a4b5c6d7e8f"})
     r.call("a", "PUT", "/admin/user/7", json={"api_key": "1a2b3c4d5e6f7a8b9c0d1e2f3a4b5c6d7e8f"})
+    # users and roles: a licence reader is refused a licence change (405), and the refusals of the new endpoints
+    reader = r.call("a", "POST", "/admin/role", json={"name": "reader", "rights": {"license": ["read"]}}).json()
+    r.call("a", "POST", "/admin/role", json={"name": "reader"})
+    r.call("a", "POST", "/admin/role", json={"name": "bad", "rights": {"license": ["own"]}})
+    own_key = "9f8e7d6c5b4a3f2e1d0c9b8a7f6e5d4c3b2a"
+    r.call(
+        "a",
+        "POST",
+        "/admin/user",
+        json={"name": "ro", "password": "pw", "roles": [str(reader["id"])], "apikey": own_key},
+    )
+    r.call("a", "POST", "/admin/user", json={"name": "ro", "password": "pw", "roles": ["1"]})
+    r.call("a", "POST", "/admin/user", json={"name": "other", "password": "pw", "roles": ["99"]})
+    r.call("a", "GET", "/admin/license", apikey=own_key)
+    r.call("a", "POST", "/admin/license/activation", apikey=own_key, json={"activationKey": r.running.key})
+    r.call("a", "POST", "/admin/role", apikey=own_key, json={"name": "escalate"})
     r.call("a", "GET", "/user", apikey=None)
     r.call("a", "GET", "/user", apikey="f" * 36)
     r.call("a", "GET", "/version", apikey=None)

@@ -360,16 +360,94 @@ def test_login_logout_and_passwords() -> None:
         RULES.new_password(ops, "pw", "")
 
 
-def test_only_an_administrator_sets_a_users_key_in_the_documented_format() -> None:
+def test_setting_a_users_key_needs_users_write_and_the_documented_format() -> None:
     found = accounts()
-    admin, ops = found.users[2], found.users[3]
-    assert RULES.apikey_change(admin, 3, APIKEY, found) == (ops, APIKEY)
-    with refused(ErrorCode.ACCESS):
-        RULES.apikey_change(ops, 3, APIKEY, found)
+    ops = found.users[3]
+    assert RULES.authorised("set-user-apikey", APIKEY, found) is found.users[2]
+    with refused(ErrorCode.NO_RIGHTS):
+        RULES.authorised("set-user-apikey", "s1", found)  # ops' role "2" is unknown here: no rights at all
+    assert RULES.apikey_change(3, APIKEY, found) == (ops, APIKEY)
     with refused(ErrorCode.NOT_FOUND):
-        RULES.apikey_change(admin, 9, APIKEY, found)
+        RULES.apikey_change(9, APIKEY, found)
     with refused(ErrorCode.APIKEY_FORMAT):
-        RULES.apikey_change(admin, 3, "abc", found)
+        RULES.apikey_change(3, "abc", found)
+
+
+@pytest.mark.parametrize(
+    ("rights", "action", "allowed"),
+    [
+        ({"license": ["read"]}, "licence-read", True),
+        ({"license": ["read"]}, "licence-write", False),
+        ({"license": ["write"]}, "licence-read", False),
+        ({"license": ["read", "write"]}, "licence-write", True),
+        ({"scan": ["write"]}, "licence-read", False),
+        ({}, "user", True),
+        ({}, "change-password", True),
+        ({}, "engine-change", False),
+        ({"engines": ["write"]}, "engine-change", True),
+        ({}, "create-role", False),
+        ({"users": ["write"]}, "create-user", True),
+    ],
+)
+def test_a_request_needs_the_right_of_its_area(rights: dict[str, list[str]], action: str, allowed: bool) -> None:
+    found = accounts()
+    role = found.add_role("custom", "", rights)
+    found.users[3].roles = [str(role.id)]
+    if allowed:
+        assert RULES.authorised(action, OWN_KEY, found) is found.users[3]
+    else:
+        with refused(ErrorCode.NO_RIGHTS):
+            RULES.authorised(action, OWN_KEY, found)
+
+
+def test_an_optional_key_is_still_checked_for_its_right() -> None:
+    found = accounts()
+    assert RULES.authorised("scan", None, found) is None
+    with refused(ErrorCode.NO_RIGHTS):
+        RULES.authorised("scan", OWN_KEY, found)
+    with refused(ErrorCode.ACCESS_MISSING):
+        RULES.authorised("licence-read", None, found)
+
+
+@pytest.mark.parametrize(
+    ("doc", "ok"),
+    [
+        ({"name": "r", "rights": {"license": ["read"]}}, True),
+        ({"name": "r", "rights": {}}, True),
+        ({"name": "admin", "rights": {}}, None),  # the built-in role's name
+        ({"name": "", "rights": {}}, False),
+        ({"name": "r", "rights": {"licence": ["read"]}}, False),  # not an area
+        ({"name": "r", "rights": {"license": ["own"]}}, False),
+        ({"name": "r", "rights": {"license": "read"}}, False),
+    ],
+)
+def test_a_new_role(doc: dict[str, object], ok: bool | None) -> None:
+    if ok:
+        assert RULES.new_role(doc, accounts())[0] == "r"
+    else:
+        with refused(ErrorCode.BAD_REQUEST if ok is False else ErrorCode.NAME_TAKEN):
+            RULES.new_role(doc, accounts())
+
+
+@pytest.mark.parametrize(
+    ("doc", "code"),
+    [
+        ({"name": "new", "password": "pw", "roles": ["1"]}, None),
+        ({"name": "new", "password": "pw", "roles": ["1"], "apikey": APIKEY}, None),
+        ({"name": "ops", "password": "pw", "roles": ["1"]}, ErrorCode.NAME_TAKEN),
+        ({"name": "new", "password": "", "roles": ["1"]}, ErrorCode.BAD_REQUEST),
+        ({"name": "new", "password": "pw", "roles": []}, ErrorCode.BAD_REQUEST),
+        ({"name": "new", "password": "pw", "roles": ["7"]}, ErrorCode.UNKNOWN_ROLE),
+        ({"name": "new", "password": "pw", "roles": [1]}, ErrorCode.BAD_REQUEST),
+        ({"name": "new", "password": "pw", "roles": ["1"], "apikey": "abc"}, ErrorCode.APIKEY_FORMAT),
+    ],
+)
+def test_a_new_user(doc: dict[str, object], code: ErrorCode | None) -> None:
+    if code is None:
+        assert RULES.new_user(doc, accounts())[0] == "new"
+    else:
+        with refused(code):
+            RULES.new_user(doc, accounts())
 
 
 @pytest.mark.parametrize(

@@ -40,13 +40,12 @@ def create_core_app(fleet: Fleet, name: str) -> Flask:
     # The contract (contracts/openapi.yaml) as JSON, for tools such as schemathesis; no apikey needed.
     app.add_url_rule(CONTRACT_PATH, "contract", contract_view(), methods=["GET"])
 
-    def caller(required: bool = True) -> User | None:
-        return fleet.authenticate(name, request.headers.get("apikey"), required=required)
+    def caller(action: str) -> User | None:
+        """The caller, once it holds what `action` needs (mockcore.rules.NEEDS)."""
+        return fleet.authorise(name, action, request.headers.get("apikey"))
 
-    def admin() -> User:
-        user = caller()
-        assert user is not None
-        return user
+    def apikey() -> str | None:
+        return request.headers.get("apikey")
 
     def success() -> Response:
         return json_response({"success": True})
@@ -61,44 +60,56 @@ def create_core_app(fleet: Fleet, name: str) -> Flask:
 
     @app.post("/logout")
     def logout() -> Response:
-        admin()
+        caller("logout")
         fleet.logout(name, request.headers["apikey"])
         return json_response({"response": "Logout success"})
 
     @app.get("/user")
     def current_user() -> Response:
-        return json_response(admin().public())
+        user = caller("user")
+        assert user is not None
+        return json_response(user.public())
 
     @app.post("/user/changepassword")
     def change_password() -> Response:
-        admin()
+        caller("change-password")
         doc = json_object()
         old, new = string_field(doc, "old_password"), string_field(doc, "new_password")
-        fleet.change_password(name, request.headers.get("apikey"), old, new)
+        fleet.change_password(name, apikey(), old, new)
         return success()
 
     @app.put("/admin/user/<digits:user_id>")
     def set_user_apikey(user_id: int) -> Response:
-        admin()
+        caller("set-user-apikey")
         key = string_field(json_object(), "api_key")
-        return json_response(fleet.set_apikey(name, request.headers.get("apikey"), user_id, key))
+        return json_response(fleet.set_apikey(name, apikey(), user_id, key))
+
+    @app.post("/admin/user")
+    def create_user() -> Response:
+        caller("create-user")
+        return json_response(fleet.create_user(name, apikey(), json_object()))
+
+    @app.post("/admin/role")
+    def create_role() -> Response:
+        caller("create-role")
+        return json_response(fleet.create_role(name, apikey(), json_object()))
 
     # Licence
 
     @app.get("/admin/license")
     def licence_info() -> Response:
-        admin()
+        caller("licence-read")
         return json_response(fleet.licence_info(name))
 
     @app.post("/admin/license")
     def upload_licence() -> Response:
-        admin()
+        caller("licence-write")
         fleet.upload_licence(name, read_body(MAX_LICENCE_BYTES, too_large=None))
         return success()
 
     @app.post("/admin/license/activation")
     def activate() -> Response:
-        admin()
+        caller("licence-write")
         doc = json_object()
         key = string_field(doc, "activationKey")
         string_field(doc, "comment", required=False)
@@ -107,18 +118,18 @@ def create_core_app(fleet: Fleet, name: str) -> Flask:
 
     @app.post("/admin/license/deactivation")
     def deactivate() -> Response:
-        admin()
+        caller("licence-write")
         fleet.deactivate(name)
         return success()
 
     @app.get("/admin/license/backup")
     def backup_flag() -> Response:
-        admin()
+        caller("licence-read")
         return json_response({"is_backup": fleet.is_backup(name)})
 
     @app.post("/admin/license/backup")
     def register_backup() -> Response:
-        admin()
+        caller("licence-write")
         key = request.headers.get("activation-key")
         production = request.headers.get("active-deployment-id")
         body = read_body(MAX_LICENCE_BYTES, too_large=None)
@@ -130,13 +141,13 @@ def create_core_app(fleet: Fleet, name: str) -> Flask:
 
     @app.delete("/admin/license/backup")
     def unregister_backup() -> Response:
-        admin()
+        caller("licence-write")
         fleet.unregister_backup(name)
         return json_response({"success": BACKUP_REMOVED})
 
     @app.post("/admin/license/backup/nomination")
     def nominate() -> Response:
-        admin()
+        caller("licence-write")
         fleet.nominate(name)
         return json_response({"success": NOMINATED})
 
@@ -144,7 +155,7 @@ def create_core_app(fleet: Fleet, name: str) -> Flask:
 
     @app.get("/version")
     def version() -> Response:
-        caller(required=False)
+        caller("version")
         return json_response({"product_id": "MSCL", "version": fleet.config.version})
 
     @app.get("/readyz")
@@ -172,18 +183,18 @@ def create_core_app(fleet: Fleet, name: str) -> Flask:
 
     @app.get("/stat/engines")
     def engines() -> Response:
-        caller(required=False)
+        caller("engines")
         return json_response(fleet.engines(name))
 
     @app.post("/admin/engine/<eng_id>/enable")
     def enable_engine(eng_id: str) -> Response:
-        admin()
+        caller("engine-change")
         fleet.set_engine(name, eng_id, True)
         return json_response({"result": "Engine is enabled"})
 
     @app.post("/admin/engine/<eng_id>/disable")
     def disable_engine(eng_id: str) -> Response:
-        admin()
+        caller("engine-change")
         fleet.set_engine(name, eng_id, False)
         return json_response({"result": "Engine is disabled"})
 
