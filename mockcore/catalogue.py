@@ -19,6 +19,9 @@ class ErrorCode(StrEnum):
     NOT_BACKUP_REMOVE = "E_NOT_BACKUP_REMOVE"
     EXPIRED_SCAN = "E_EXPIRED_SCAN"
     EMPTY_FILE = "E_EMPTY_FILE"
+    LENGTH_REQUIRED = "E_LENGTH_REQUIRED"
+    CALLBACK_INVALID = "E_CALLBACK_INVALID"
+    CALLBACK_UNSUPPORTED = "E_CALLBACK_UNSUPPORTED"
     ACTIVATE_BACKUP = "E_ACTIVATE_BACKUP"
     REGISTER_ACTIVE = "E_REGISTER_ACTIVE"
     ALREADY_BACKUP = "E_ALREADY_BACKUP"
@@ -63,6 +66,10 @@ DEFAULT_ENTRIES: Mapping[ErrorCode, CatalogueEntry] = {
     ErrorCode.NOT_BACKUP_REMOVE: CatalogueEntry(400, "Failed to remove backup license"),
     ErrorCode.EXPIRED_SCAN: CatalogueEntry(500, "License is expired"),
     ErrorCode.EMPTY_FILE: CatalogueEntry(422, "File is empty."),
+    # The vendor's statuses and example texts for a scan body sent without its length and for `callbackurl`.
+    ErrorCode.LENGTH_REQUIRED: CatalogueEntry(411, "Missing Content-Length header."),
+    ErrorCode.CALLBACK_INVALID: CatalogueEntry(400, "Callback url is invalid."),
+    ErrorCode.CALLBACK_UNSUPPORTED: CatalogueEntry(403, "callbackurl is not supported"),
     ErrorCode.ACTIVATE_BACKUP: CatalogueEntry(
         400,
         "This instance is registered as a backup. Nominate it, or remove the backup registration before activating it.",

@@ -408,6 +408,29 @@ class LicenceRules:
             raise LicenceError(ErrorCode.BAD_REQUEST)
         return quantity
 
+    # A `callbackurl` of the vendor's format: http or https, a host name, IPv4 or [IPv6] address, an optional port,
+    # then an optional path (printable ASCII). The contract's `callbackurl` has the same pattern and length cap.
+    CALLBACK_URL = (
+        r"^[Hh][Tt][Tt][Pp][Ss]?://"
+        r"(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?)*)"
+        r"(:(6553[0-5]|655[0-2][0-9]|65[0-4][0-9]{2}|6[0-4][0-9]{3}|[1-5][0-9]{4}|[1-9][0-9]{0,3}))?"
+        r"([/?#][!-~]*)?$"
+    )
+    CALLBACK_URL_MAX = 2048
+
+    def scan_request(self, length_given: bool, callback: str | None, *, sync: bool) -> None:
+        """`POST /file` and `/file/sync`, once the body is read: a body sent without its length (chunked, or no
+        Content-Length) is E_LENGTH_REQUIRED; then a `callbackurl` header: a sync scan takes none
+        (E_CALLBACK_UNSUPPORTED), `/file` one of the vendor's format (E_CALLBACK_INVALID), which is never called."""
+        if not length_given:
+            raise LicenceError(ErrorCode.LENGTH_REQUIRED)
+        if callback is None:
+            return
+        if sync:
+            raise LicenceError(ErrorCode.CALLBACK_UNSUPPORTED)
+        if len(callback) > self.CALLBACK_URL_MAX or not re.fullmatch(self.CALLBACK_URL, callback):
+            raise LicenceError(ErrorCode.CALLBACK_INVALID)
+
     # Shared steps
 
     @staticmethod

@@ -31,6 +31,9 @@ SPEC_CATALOGUE: dict[ErrorCode, tuple[int, str | None]] = {
     ErrorCode.NOT_BACKUP_REMOVE: (400, "Failed to remove backup license"),
     ErrorCode.EXPIRED_SCAN: (500, "License is expired"),
     ErrorCode.EMPTY_FILE: (422, "File is empty."),
+    ErrorCode.LENGTH_REQUIRED: (411, "Missing Content-Length header."),
+    ErrorCode.CALLBACK_INVALID: (400, "Callback url is invalid."),
+    ErrorCode.CALLBACK_UNSUPPORTED: (403, "callbackurl is not supported"),
     ErrorCode.ACTIVATE_BACKUP: (
         400,
         "This instance is registered as a backup. Nominate it, or remove the backup registration before activating it.",
@@ -166,6 +169,26 @@ def _empty_file(make: FleetFactory) -> Arranged:
     running = make()
     client = _activated(running)
     return Arranged(running, lambda: client.scan(b""))
+
+
+def _length_required(make: FleetFactory) -> Arranged:
+    """A chunked scan body (requests sends a generator chunked)."""
+    running = make()
+    client = _activated(running)
+    return Arranged(running, lambda: client.request("POST", "/file", data=iter([b"hello ", b"world"])))
+
+
+def _callback_invalid(make: FleetFactory) -> Arranged:
+    running = make()
+    client = _activated(running)
+    return Arranged(running, lambda: client.request("POST", "/file", data=b"hello", headers={"callbackurl": "ftp://x"}))
+
+
+def _callback_unsupported(make: FleetFactory) -> Arranged:
+    running = make()
+    client = _activated(running)
+    url = "http://10.0.1.100:8081/listenback"
+    return Arranged(running, lambda: client.request("POST", "/file/sync", data=b"hello", headers={"callbackurl": url}))
 
 
 def _activate_backup(make: FleetFactory) -> Arranged:
@@ -332,6 +355,9 @@ CASES: dict[ErrorCode, Case] = {
     ErrorCode.NOT_BACKUP_REMOVE: _not_backup_remove,
     ErrorCode.EXPIRED_SCAN: _expired_scan,
     ErrorCode.EMPTY_FILE: _empty_file,
+    ErrorCode.LENGTH_REQUIRED: _length_required,
+    ErrorCode.CALLBACK_INVALID: _callback_invalid,
+    ErrorCode.CALLBACK_UNSUPPORTED: _callback_unsupported,
     ErrorCode.ACTIVATE_BACKUP: _activate_backup,
     ErrorCode.REGISTER_ACTIVE: _register_active,
     ErrorCode.ALREADY_BACKUP: _already_backup,

@@ -34,10 +34,9 @@ ROOT = Path(__file__).resolve().parents[1]
 REFERENCE = ROOT / "reference" / "vendor"
 EXTRACT = REFERENCE / "mdcore-5.6.1-openapi-extract.json"
 
-# Vendor endpoints of the extract the emulator does not serve, with the reason.
-NOT_SERVED = MappingProxyType(
-    {"POST /file/sync": "synchronous scanning is not emulated (docs/responses.md: scans are asynchronous only)"}
-)
+# Vendor endpoints of the extract the emulator does not serve, with the reason: none now (`POST /file/sync` is
+# served since issue 14; docs/responses.md, Scans).
+NOT_SERVED: MappingProxyType[str, str] = MappingProxyType({})
 
 
 @dataclass(frozen=True)
