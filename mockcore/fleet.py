@@ -492,6 +492,44 @@ class Fleet:
                 return []
             return inst.scanning.engines(self._started, self._clock.now(), self._progression, poll=poll)
 
+    def nodes(self, name: str) -> list[dict[str, object]]:
+        """`GET /stat/nodes`: the instance's one local node, its engines and the licence's node count."""
+        with self._lock:
+            inst = self._seen(name)
+            engines = self.engines(name, poll=False)
+            return [
+                {
+                    "external_nodes_allowed": False,
+                    "max_node_count": self._rules.node_count(inst.licence),
+                    "statuses": [
+                        {
+                            "address": "",
+                            "id": ":1",
+                            "version": self.config.version,
+                            "os": "Linux (mockcore)",
+                            "cpu_cores": 2,
+                            "total_memory": 8192,
+                            "free_disk_space": 100 * 1024**3,
+                            "load": 0,
+                            "scan_queue": 0,
+                            "issues": [],
+                            "engines": [
+                                {
+                                    "id": e["eng_id"],
+                                    "eng_name": e["eng_name"],
+                                    "eng_ver": e["eng_ver"],
+                                    "engine_type": e["engine_type"],
+                                    "db_ver": "1",
+                                    "def_time": e["def_time"],
+                                    "active": e["active"],
+                                }
+                                for e in engines
+                            ],
+                        }
+                    ],
+                }
+            ]
+
     def set_engine(self, name: str, eng_id: str, enabled: bool) -> None:
         with self._lock:
             inst = self._seen(name)

@@ -264,6 +264,11 @@ class LicenceRules:
         if not known:
             raise LicenceError(ErrorCode.NOT_FOUND)
 
+    def node_count(self, licence: Licence) -> int:
+        """`/stat/nodes`' `max_node_count`: the licence's node count as a number (0 when unlicensed)."""
+        count = licence.terms.max_node_count if licence.licensed and licence.terms else ""
+        return int(count) if count.isascii() and count.isdigit() else 0
+
     def engines_listed(self, licence: Licence) -> bool:
         """An unlicensed instance lists no engines."""
         return licence.licensed

@@ -286,6 +286,9 @@ def test_every_answer_of_a_licence_lifecycle_keeps_the_contract(make_fleet: Flee
     r.call("a", "GET", "/admin/license", apikey=own_key)
     r.call("a", "POST", "/admin/license/activation", apikey=own_key, json={"activationKey": r.running.key})
     r.call("a", "POST", "/admin/role", apikey=own_key, json={"name": "escalate"})
+    r.call("a", "GET", "/stat/nodes")
+    r.call("a", "GET", "/stat/nodes", apikey=own_key)  # a licence reader has no `agents: read`
+    r.call("a", "GET", "/stat/nodes", apikey=None)
     r.call("a", "GET", "/user", apikey=None)
     r.call("a", "GET", "/user", apikey="f" * 36)
     r.call("a", "GET", "/version", apikey=None)

@@ -181,6 +181,11 @@ def create_core_app(fleet: Fleet, name: str) -> Flask:
             code,
         )
 
+    @app.get("/stat/nodes")
+    def nodes() -> Response:
+        caller("nodes")
+        return json_response(fleet.nodes(name))
+
     @app.get("/stat/engines")
     def engines() -> Response:
         caller("engines")
