@@ -57,4 +57,8 @@ CATALOGUE: dict[str, CatalogueEntry] = {
     "E_PASSWORD": CatalogueEntry(400, "Invalid password."),
     "E_APIKEY_FORMAT": CatalogueEntry(400, "Invalid API key format."),
     "E_LOGOUT": CatalogueEntry(400, "Logout error"),
+    # Users, roles and rights: the vendor answers a caller whose roles lack the right with 405 and its access text.
+    "E_NO_RIGHTS": CatalogueEntry(405, "Access denied"),
+    "E_NAME_TAKEN": CatalogueEntry(400, "The name is already in use."),
+    "E_UNKNOWN_ROLE": CatalogueEntry(400, "The role does not exist."),
 }

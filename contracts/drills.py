@@ -26,10 +26,12 @@ from contracts.checks import (
     UNKNOWN_APIKEY,
     UNKNOWN_KEY,
     Checker,
+    Violation,
     broken,
     outsider,
 )
 from contracts.common import edited
+from contracts.exchange import Exchange
 from contracts.model import LicenceFileModel
 from contracts.rules import CELLS, cell
 from contracts.target import TargetError
@@ -49,6 +51,14 @@ SECOND_PASSWORD = "contract-suite-password-2"
 MAX_SESSIONS = 1000  # sessions an instance keeps
 JSON_LIMIT = 64 * 1024  # the largest JSON body accepted
 SCAN_LIMIT = 64 * 1024 * 1024  # the largest file accepted for a scan
+# The least-privilege drill's users: their own API keys (the documented form), names, roles and passwords.
+READER_APIKEY = "a1b2c3d4e5f6a7b8c9d0e1f2a3b4c5d6e7f8"
+OPERATOR_APIKEY = "1f2e3d4c5b6a7f8e9d0c1b2a3f4e5d6c7b8a"
+STRAY_APIKEY = "ab12cd34ef56ab78cd90ef12ab34cd56ef78"  # offered to users that must not be created
+READER, OPERATOR, NOBODY = "contract-reader", "contract-operator", "contract-nobody"
+READER_ROLE, OPERATOR_ROLE = "contract-licence-readers", "contract-licence-operators"
+READER_PASSWORD, OPERATOR_PASSWORD = "contract-reader-password", "contract-operator-password"
+RIGHTS = ("auth.role-rights",)
 MALFORMED_APIKEYS = (
     ("not-a-key", "not 36 hex digits"),
     ("abc123def456abc789def012abc345def67", "35 characters"),
@@ -106,7 +116,8 @@ def simple(
 ) -> dict[str, Any]:
     """A request whose answer is known exactly: status and JSON body (`...` for "any JSON object")."""
     status, body = expected
-    exchange = c.send_step(title, lambda: c.conn.request(method, url, **kwargs), f"{status} {body}")
+    shown = "with a JSON object" if body is ... else body
+    exchange = c.send_step(title, lambda: c.conn.request(method, url, **kwargs), f"{status} {shown}")
     if exchange.status != status:
         raise broken(rules[0], f"expected {status} {body}, got {exchange.status} {exchange.response_body[:200]!r}")
     got = c.json_of(exchange, rules[0]) if not isinstance(body, list) else exchange.json()
@@ -961,6 +972,271 @@ def log_in(
     return session
 
 
+def least_privilege(c: Checker) -> None:
+    """Users and roles created through the API, and each request authorised by its caller's rights: a licence reader
+    reads and is refused every change (nothing changes), a licence operator activates and deactivates; names taken
+    and unknown roles are refused. On the target's own fleet after a reset, like the authentication drill."""
+    c.start(new_run=False)
+    a = c.names[0]
+    base = c.fleet.instances[a]
+    reader_role = create_role(c, a, READER_ROLE, {"license": ["read"]})
+    reader_id = create_user(c, a, READER, READER_PASSWORD, reader_role, READER_APIKEY)
+    reader = {"apikey": READER_APIKEY}
+    read_as(c, a, READER, reader)
+    me = simple(
+        c,
+        f"GET /user on {a} as {READER}",
+        "GET",
+        base + "/user",
+        (200, ...),
+        ("auth.own-account-needs-no-right", "auth.create-user"),
+        headers=reader,
+    )
+    if me.get("id") != reader_id or me.get("name") != READER or me.get("roles") != [reader_role]:
+        raise broken("auth.create-user", f"{READER}'s own key reads {READER} (id {reader_id}), got {me}")
+    usable = [k for k in c.keys if k.slots >= 1 and c.model.keys[k.key].expires > c.model.today]
+    key = usable[0].key if usable else c.keys[0].key if c.keys else K1
+    activation = {"activationKey": key, "quantity": 1, "comment": "contract suite"}
+    no_rights(
+        c,
+        a,
+        f"activate {a} as {READER} (license: read only)",
+        lambda: c.conn.request("POST", base + "/admin/license/activation", headers=reader, json_body=activation),
+    )
+    operator_rights = {"license": ["read", "write"]}
+    no_rights(
+        c,
+        a,
+        f"create the role {OPERATOR_ROLE} on {a} as {READER} (no users right)",
+        lambda: c.conn.request(
+            "POST", base + "/admin/role", headers=reader, json_body={"name": OPERATOR_ROLE, "rights": operator_rights}
+        ),
+    )
+    # Nothing changed: the role the reader was refused can be created by the administrator under its name.
+    operator_role = create_role(c, a, OPERATOR_ROLE, operator_rights, taken="auth.no-rights-changes-nothing")
+    create_user(c, a, OPERATOR, OPERATOR_PASSWORD, operator_role, OPERATOR_APIKEY)
+    operator = {"apikey": OPERATOR_APIKEY}
+    if usable:
+        granted(
+            c,
+            lambda: c.run(
+                f"activate {a} online with key {c.key_label(key)} as {OPERATOR} (license: read and write)",
+                lambda m: m.activate(a, key, 1),
+                lambda: c.conn.request(
+                    "POST", base + "/admin/license/activation", headers=operator, json_body=activation
+                ),
+                on=a,
+                kind="activate",
+            ),
+        )
+        read_as(c, a, READER, reader)
+        no_rights(
+            c,
+            a,
+            f"deactivate {a} as {READER} (license: read only)",
+            lambda: c.conn.request("POST", base + "/admin/license/deactivation", headers=reader),
+        )
+        engines = c.engines(a)
+        for who, headers in ((READER, reader), (OPERATOR, operator)):
+            no_rights(
+                c,
+                a,
+                f"disable engine {engines[0]} on {a} as {who} (no engines right)",
+                lambda h=headers: c.conn.request("POST", base + f"/admin/engine/{engines[0]}/disable", headers=h),
+                then=lambda: c.engines(a),
+            )
+        granted(
+            c,
+            lambda: c.run(
+                f"deactivate {a} as {OPERATOR}",
+                lambda m: m.deactivate(a),
+                lambda: c.conn.request("POST", base + "/admin/license/deactivation", headers=operator),
+                on=a,
+                kind="deactivate",
+            ),
+        )
+    own_account(c, a)
+    unknown = str(max(int(reader_role), int(operator_role)) + 1000)
+    for title, path, code, rule, doc in (
+        (
+            f"create a role on {a} named like an existing one ({READER_ROLE})",
+            "/admin/role",
+            "E_NAME_TAKEN",
+            "auth.name-taken",
+            {"name": READER_ROLE, "display_name": "taken", "rights": {"scan": ["read"]}},
+        ),
+        (
+            f"create a user on {a} named like an existing one ({READER})",
+            "/admin/user",
+            "E_NAME_TAKEN",
+            "auth.name-taken",
+            {"name": READER, "password": "another", "roles": [operator_role], "apikey": STRAY_APIKEY},
+        ),
+        (
+            f"create a user on {a} with role {unknown}, which the instance does not have",
+            "/admin/user",
+            "E_UNKNOWN_ROLE",
+            "auth.unknown-role",
+            {"name": NOBODY, "password": "nobody", "roles": [unknown], "apikey": STRAY_APIKEY},
+        ),
+    ):
+        error(c, title, "POST", base + path, code, rule, headers=c.auth(a), json_body=doc)
+        if "apikey" in doc:  # no user was created: the key offered to it works nowhere
+            error(
+                c,
+                f"read the backup flag of {a} with the API key offered to the refused user",
+                "GET",
+                base + "/admin/license/backup",
+                "E_ACCESS",
+                rule,
+                headers={"apikey": STRAY_APIKEY},
+            )
+    error(
+        c,
+        f"log in on {a} as {NOBODY}, who was never created",
+        "POST",
+        base + "/login",
+        "E_LOGIN",
+        "auth.unknown-role",
+        json_body={"user": NOBODY, "password": "nobody"},
+    )
+
+
+def create_role(c: Checker, name: str, role: str, rights: dict[str, list[str]], taken: str = "auth.create-role") -> str:
+    """`POST /admin/role` as the suite's administrator; the answer by value. Returns the role's id, as users'
+    `roles` name it. E_NAME_TAKEN breaks `taken` (the refused request that was to change nothing, if any)."""
+    sent = {"name": role, "display_name": f"{role} (contract suite)", "rights": rights}
+    exchange = c.send_step(
+        f"create the role {role} on {name} with {rights}",
+        lambda: c.conn.request("POST", c.url(name, "/admin/role"), headers=c.auth(name), json_body=sent),
+        "200 with the role",
+    )
+    body = c.json_of(exchange, "auth.create-role")
+    if exchange.status != 200:
+        rule = taken if body == c.model.error("E_NAME_TAKEN").body else "auth.create-role"
+        raise broken(rule, f"expected 200 with the role {role}, got {exchange.status} {body}")
+    got = {field: body.get(field) for field in ("name", "display_name", "rights", "editable")}
+    role_id = body.get("id")
+    if got != {**sent, "editable": True} or not isinstance(role_id, int) or isinstance(role_id, bool):
+        raise broken("auth.create-role", f"expected the role as sent, with an integer id and editable: got {body}")
+    c.exercised("auth.create-role")
+    return str(role_id)
+
+
+def create_user(c: Checker, name: str, user: str, password: str, role: str, apikey: str) -> int:
+    """`POST /admin/user` as the suite's administrator, with one role and an API key of its own; the answer by
+    value. Returns the user's id."""
+    sent = {"name": user, "display_name": f"{user} (contract suite)", "password": password, "roles": [role]}
+    exchange = c.send_step(
+        f"create the user {user} on {name} with role {role} and an API key of its own",
+        lambda: c.conn.request(
+            "POST", c.url(name, "/admin/user"), headers=c.auth(name), json_body={**sent, "apikey": apikey}
+        ),
+        "200 with the user",
+    )
+    body = c.json_of(exchange, "auth.create-user")
+    user_id = body.get("id")
+    if (
+        exchange.status != 200
+        or (body.get("name"), body.get("roles")) != (user, [role])
+        or body.get("display_name", sent["display_name"]) != sent["display_name"]
+        or body.get("api_key", apikey) != apikey
+        or not isinstance(user_id, int)
+        or isinstance(user_id, bool)
+    ):
+        raise broken("auth.create-user", f"expected 200 with the user {user} as sent, got {exchange.status} {body}")
+    c.exercised("auth.create-user")
+    return user_id
+
+
+def read_as(c: Checker, name: str, user: str, headers: dict[str, str]) -> None:
+    """The licence view and the backup flag, read with a user's key (`license: read`): what the model says."""
+    base = c.fleet.instances[name]
+    for what, path, expected in (
+        ("the licence", "/admin/license", c.model.licence_info(name).body),
+        ("the backup flag", "/admin/license/backup", c.model.backup_flag(name).body),
+    ):
+        simple(c, f"read {what} of {name} as {user}", "GET", base + path, (200, expected), RIGHTS, headers=headers)
+
+
+def no_rights(
+    c: Checker, name: str, title: str, send: Callable[[], Exchange], then: Callable[[], object] | None = None
+) -> None:
+    """A request none of the caller's roles grants the right for: 405 E_NO_RIGHTS, after which the instance's
+    licence view and the slots (and whatever `then` reads back) are as they were."""
+    c.run(title, lambda m: m.error("E_NO_RIGHTS", *RIGHTS), send, on=name)
+    try:
+        c.verify(name, "activate", changed=False)
+        if then is not None:
+            then()
+    except Violation as found:
+        detail = f"the request was refused E_NO_RIGHTS, yet [{found.rule}] {found.detail}"
+        raise broken("auth.no-rights-changes-nothing", detail) from found
+    c.exercised("auth.no-rights-changes-nothing")
+
+
+def granted(c: Checker, request: Callable[[], object]) -> None:
+    """A request the caller's role grants the right for, checked as for the administrator; an E_NO_RIGHTS answer
+    breaks `auth.role-rights` rather than the operation's rule."""
+    try:
+        request()
+    except Violation as found:
+        exchanges = c.log.steps[-1].exchanges if c.log.steps else []
+        denied = c.model.error("E_NO_RIGHTS")
+        if exchanges and exchanges[-1].status == denied.status and _json(exchanges[-1]) == denied.body:
+            detail = f"refused although the caller's role grants the right: {found.detail}"
+            raise broken("auth.role-rights", detail) from found
+        raise
+    c.exercised(*RIGHTS)
+
+
+def _json(exchange: Exchange) -> object:
+    try:
+        return exchange.json()
+    except ValueError:
+        return None
+
+
+def own_account(c: Checker, name: str) -> None:
+    """The licence reader (no `users` right) logs in, reads itself with the session and logs out, then changes its
+    own password with its API key and logs in with the new one."""
+    base = c.fleet.instances[name]
+    rule = "auth.own-account-needs-no-right"
+    session = log_in(c, name, READER, READER_PASSWORD, "auth.create-user")
+    assert session is not None
+    me = simple(
+        c,
+        f"GET /user on {name} with {READER}'s session",
+        "GET",
+        base + "/user",
+        (200, ...),
+        (rule,),
+        headers={"apikey": session},
+    )
+    if me.get("name") != READER:
+        raise broken(rule, f"{READER}'s session reads {READER}, got {me}")
+    simple(
+        c,
+        f"log out {READER}'s session on {name}",
+        "POST",
+        base + "/logout",
+        (200, {"response": "Logout success"}),
+        (rule,),
+        headers={"apikey": session},
+    )
+    simple(
+        c,
+        f"change {READER}'s own password on {name} with its API key",
+        "POST",
+        base + "/user/changepassword",
+        (200, {"success": True}),
+        (rule,),
+        headers={"apikey": READER_APIKEY},
+        json_body={"old_password": READER_PASSWORD, "new_password": SECOND_PASSWORD},
+    )
+    log_in(c, name, READER, SECOND_PASSWORD, rule)
+
+
 def padded(doc: dict[str, Any], size: int) -> dict[str, Any]:
     """`doc` with a `comment` that makes its JSON (as the suite sends it) exactly `size` bytes."""
     bare = len(json.dumps({**doc, "comment": ""}))
@@ -1206,5 +1482,24 @@ DRILLS: tuple[Drill, ...] = (
             "error.E_APIKEY_FORMAT",
         ),
         authentication,
+    ),
+    Drill(
+        "least-privilege accounts",
+        (
+            "auth.create-role",
+            "auth.create-user",
+            "auth.role-rights",
+            "auth.no-rights-changes-nothing",
+            "auth.own-account-needs-no-right",
+            "auth.name-taken",
+            "auth.unknown-role",
+            "refused.changes-nothing",
+            "transition.activate.unlicensed",
+            "transition.deactivate.active",
+            "error.E_NO_RIGHTS",
+            "error.E_NAME_TAKEN",
+            "error.E_UNKNOWN_ROLE",
+        ),
+        least_privilege,
     ),
 )

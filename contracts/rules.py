@@ -78,7 +78,7 @@ SECTIONS: tuple[Section, ...] = (
         "auth",
         "9. Authentication and accounts",
         "`/login`, `/logout`, the `apikey` header (a configured API key or a session), `/user`, password and API-key "
-        "changes.",
+        "changes; users and roles, and the rights each request needs.",
     ),
     Section(
         "scans",
@@ -431,6 +431,47 @@ _RULES: list[tuple[str, str, str]] = [
         "auth",
         "An `api_key` not of the documented format (36 of 0-9a-f, at least 10 letters and 10 digits, no more than 3 "
         "letters or 3 digits in a row) is 400 `Invalid API key format.`; nothing changes.",
+    ),
+    (
+        "auth.create-role",
+        "auth",
+        "`POST /admin/role` by a caller with `users: write` answers 200 with the role: an integer `id`, and `name`, "
+        "`display_name` and `rights` (area -> `read` and/or `write`) as sent, `editable: true`.",
+    ),
+    (
+        "auth.create-user",
+        "auth",
+        "`POST /admin/user` by a caller with `users: write` answers 200 with the user: an integer `id`, `name` and "
+        "`roles` as sent; its `apikey` (the documented form) then works as `apikey`, and it logs in with its password.",
+    ),
+    (
+        "auth.role-rights",
+        "auth",
+        "A request needs its area's right in one of the caller's roles: licence reads `license: read`, every licence "
+        "change `license: write`, engine enable/disable `engines: write`, creating users and roles and setting API "
+        "keys `users: write`; `read` does not grant `write`. Without it: 405 E_NO_RIGHTS; with it, the request is "
+        "served as for the administrator.",
+    ),
+    (
+        "auth.no-rights-changes-nothing",
+        "auth",
+        "A request refused E_NO_RIGHTS changes nothing: the licence, the slots, the engines, the users and roles.",
+    ),
+    (
+        "auth.own-account-needs-no-right",
+        "auth",
+        "`GET /user`, `POST /user/changepassword` and `POST /logout` need only a valid key: a user whose roles grant "
+        "no `users` right reads itself, changes its own password and logs out.",
+    ),
+    (
+        "auth.name-taken",
+        "auth",
+        "A role or a user named like an existing one is 400 E_NAME_TAKEN, and nothing is created.",
+    ),
+    (
+        "auth.unknown-role",
+        "auth",
+        "A user given a role id the instance does not have is 400 E_UNKNOWN_ROLE, and no user is created.",
     ),
     # 10. Scans and engines
     ("scan.active", "scans", '`POST /file` on an unexpired production answers 200 `{"data_id": 32 hex}`.'),

@@ -19,6 +19,7 @@ from typing import Any
 
 from contracts.target import Target
 from mockcore import safeyaml
+from mockcore.accounts import Accounts, User
 from mockcore.activation import FILE_FIELDS, MAX_LICENCE_BYTES, ActivationServer
 from mockcore.catalogue import ErrorCode, LicenceError
 from mockcore.config import FleetConfig, parse_key
@@ -27,6 +28,7 @@ from mockcore.identity import licence_secret
 from mockcore.lifecycle import EXPIRATION_FORMAT, Licence, LicenceFile, LicenceState, LicenceTerms, SlotChange
 from mockcore.rules import (
     ACTIVATION_FAILED,
+    NEEDS,
     RULES,
     ActivationRefused,
     Decision,
@@ -283,6 +285,17 @@ class EnginesChangeWhenUnlicensed(LicenceRules):
     def change_engine(self, licence: Licence, known: bool) -> None:
         if licence.licensed or not known:
             super().change_engine(licence, known)
+
+
+# Users, roles and rights (docs/behaviour.md, "Users, roles and rights").
+
+
+class IgnoresRights(LicenceRules):
+    """Any known key may do anything: the rights of the caller's roles are never checked (a user whose role grants
+    `license: read` only activates, deactivates, switches engines and creates roles)."""
+
+    def authorised(self, action: str, apikey: str | None, accounts: Accounts) -> User | None:
+        return self.caller(apikey, accounts, required=NEEDS[action].required)
 
 
 # WSGI variants: an answer on the wire changed, or what reaches the face. Each wrapper takes the face's app and the
@@ -722,6 +735,12 @@ VARIANTS: tuple[Variant, ...] = (
         "engine enable/disable succeeds on an unlicensed instance",
         ("engines.toggle-unlicensed",),
         EnginesChangeWhenUnlicensed,
+    ),
+    Variant(
+        "ignores-rights",
+        "a user whose role grants `license: read` only changes the licence (rights are not checked)",
+        ("auth.role-rights",),
+        IgnoresRights,
     ),
 )
 
