@@ -677,7 +677,7 @@ class Checker:
         if failed or not isinstance(doc, dict):
             raise broken(rule, f"expected a licence file, got {exchange.reason} {doc!r}")
         issued = model.files.pop()
-        issued = LicenceFileModel(issued.key, issued.deployment, issued.expires, exchange.response_body)
+        issued = LicenceFileModel(issued.key, issued.deployment, issued.expires, exchange.response_body, issued.nodes)
         self.check_file(doc, issued, model)
         model.files.append(issued)
         return ("file.fields", *outcome.rules)
@@ -698,6 +698,8 @@ class Checker:
         if key.terms is None:
             key.terms = _learn_terms(doc, "file.values")
         wanted.update({name: getattr(key.terms, name) for name in TERM_FIELDS})
+        if issued.nodes is not None:
+            wanted["max_node_count"] = issued.nodes  # the quantity the file was asked for
         for name, value in wanted.items():
             if doc.get(name) != value or type(doc.get(name)) is not type(value):
                 raise broken("file.values", f"the licence file's {name} should be {value!r}, is {doc.get(name)!r}")

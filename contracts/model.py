@@ -90,6 +90,7 @@ class LicenceFileModel:
     deployment: str
     expires: date
     content: bytes = b""
+    nodes: str | None = None  # the node count it carries (the quantity asked for); None: the key's
 
 
 @dataclass
@@ -101,6 +102,7 @@ class InstanceModel:
     online: bool = False
     production: str | None = None  # a backup's production deployment
     expires: date | None = None  # the licence's expiry (the key's, or the file's)
+    nodes: str | None = None  # the licence's node count when it came from an activation or a file; None: the key's
 
     @property
     def is_backup(self) -> bool:
@@ -204,9 +206,11 @@ class Model:
                 product_id=terms.product_id,
                 product_name=terms.product_name,
                 licensed_to=terms.licensed_to,
-                max_node_count=terms.max_node_count,
+                max_node_count=inst.nodes or terms.max_node_count,
                 licensed_engines=terms.licensed_engines,
             )
+        elif inst.nodes is not None:
+            expected["max_node_count"] = inst.nodes
         return self.success(expected, "view.backup" if inst.is_backup else "view.deployment")
 
     def backup_flag(self, name: str) -> Outcome:
@@ -266,7 +270,7 @@ class Model:
             return Outcome(200, "Activation failed", "no-slot", ("activation.no-slot",))
         if refused is not None:
             return Outcome(200, "Activation failed", "refused", ("activation.unknown-key",))
-        self.files.append(LicenceFileModel(key, deployment, self.keys[key].expires))
+        self.files.append(LicenceFileModel(key, deployment, self.keys[key].expires, nodes=str(quantity)))
         rules = ("activation.reissue",) if held else ()
         return Outcome(200, "OK", None, (*rules, "activation.issues-file", "file.values"))
 
@@ -318,6 +322,7 @@ class Model:
             rules = ("activate.same-key-no-new-slot", *rules)
         inst.state, inst.key, inst.online, inst.production = ACTIVE, key, True, None
         inst.expires = self.keys[key].expires
+        inst.nodes = str(int(quantity))  # type: ignore[call-overload]
         return self.success({"success": True}, *rules, here, "activate.quantity")
 
     def _usable_file(self, content: bytes) -> tuple[LicenceFileModel | None, str]:
@@ -346,6 +351,7 @@ class Model:
             rules = ("file.reupload", *rules)
         inst.state, inst.key, inst.online, inst.production = ACTIVE, issued.key, False, None
         inst.expires = issued.expires
+        inst.nodes = issued.nodes
         return self.success({"success": True}, *rules, here)
 
     def _registration_state_rule(self, inst: InstanceModel, operation: str) -> Outcome | None:
@@ -371,6 +377,7 @@ class Model:
             return self.error("E_BACKUP_PRODUCTION", "register-online.production-on-key", here)
         inst.state, inst.key, inst.online, inst.production = BACKUP_ONLINE, key, True, production
         inst.expires = found.expires
+        inst.nodes = None  # an online backup carries the key's own terms
         return self.success({"success": BACKUP_REGISTERED}, "register.success-sentence", here)
 
     def register_offline(self, name: str, content: bytes) -> Outcome:
@@ -386,6 +393,7 @@ class Model:
             return self.error("E_INVALID_LICENSE", "register-offline.another-deployment", here)
         inst.state, inst.key, inst.online, inst.production = BACKUP_OFFLINE, issued.key, False, issued.deployment
         inst.expires = issued.expires
+        inst.nodes = issued.nodes
         return self.success({"success": BACKUP_REGISTERED}, "register.success-sentence", here)
 
     def unregister(self, name: str) -> Outcome:

@@ -274,7 +274,12 @@ _RULES: list[tuple[str, str, str]] = [
     ("view.expiration", "licence-view", "`expiration` is the licence's expiry date as `MM/DD/YYYY`."),
     ("view.licensed_engines", "licence-view", '`licensed_engines` is the key\'s value, the string `"*"`.'),
     ("view.licensed_to", "licence-view", "`licensed_to` is the key's licensee, a string."),
-    ("view.max_node_count", "licence-view", "`max_node_count` is the key's node count, as a string."),
+    (
+        "view.max_node_count",
+        "licence-view",
+        "`max_node_count` is, as a string, the quantity the licence was activated (or its file issued) with; an "
+        "online backup shows its key's own node count.",
+    ),
     ("view.online_activated", "licence-view", "`online_activated` is a boolean: true online, false from a file."),
     ("view.product_id", "licence-view", "`product_id` is the key's product id, a string."),
     ("view.product_name", "licence-view", "`product_name` is the key's product name, a string."),

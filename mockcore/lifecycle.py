@@ -108,7 +108,7 @@ class LicenceTerms:
     product_id: str = "MSCL-4-unlimited"
     product_name: str = "Metadefender Core 5 Linux"
     licensed_to: str = "mockcore"
-    max_node_count: str = "10"
+    max_node_count: str = "1"  # a key's own terms: one node; an activation's licence carries its quantity
     licensed_engines: str = "*"
 
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, datetime
 from typing import Any
 
@@ -150,6 +150,8 @@ class LicenceRules:
             raise ActivationRefused(ACTIVATION_FAILED, "The Activation Key is not known to the activation server.")
         if facts.today > found.terms.expires:
             raise ActivationRefused(ACTIVATION_FAILED, "The Activation Key has expired.")
+        # The licence carries the number of nodes asked for (docs/decisions.md, "Nodes").
+        terms = replace(found.terms, max_node_count=str(parse_quantity(quantity)))
         changes: tuple[SlotChange, ...] = ()
         if not found.holds(deployment):
             if found.free <= 0:
@@ -157,7 +159,7 @@ class LicenceRules:
                     ACTIVATION_FAILED, "The Activation Key has no free activation left.", no_slot=True
                 )
             changes = (SlotChange(key, take=deployment),)
-        return LicenceFile(found.terms, deployment, facts.now.replace(microsecond=0).isoformat()), changes
+        return LicenceFile(terms, deployment, facts.now.replace(microsecond=0).isoformat()), changes
 
     def release(self, key: str, deployment: str, facts: Facts) -> SlotChange:
         """`/deactivation`: the deployment gives its slot up."""

@@ -46,7 +46,7 @@ def model_at(
         issued = model.obtain_file(key, deployments[first], 1)
         assert issued.ok, issued
         content = b"<the scenario's licence file>"  # its bytes stay the mock's; the harness never hands it out
-        model.files[-1] = LicenceFileModel(key, deployments[first], model.keys[key].expires, content)
+        model.files[-1] = LicenceFileModel(key, deployments[first], model.keys[key].expires, content, nodes="1")
         model.upload(first, content)
         if len(names) > 1:
             model.register_offline(names[1], content)
