@@ -4,9 +4,11 @@ and the state file like the rest of the fleet."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import requests
+from jsonschema import Draft4Validator
 
 from mockcore.catalogue import DEFAULT_ENTRIES, ErrorCode
 from mockcore.fleet import Fleet, FleetConfig
@@ -112,3 +114,34 @@ def test_a_document_without_roles_loads_with_the_administrator_role_only(fleet3:
     altered["instances"]["a"]["roles"][0]["rights"] = {}
     refused = requests.put(fleet3.urls["a"] + "/_mock/state", json=altered, timeout=10)
     assert refused.status_code == 400 and "built-in administrator role" in refused.json()["err"]
+
+
+# The vendor's own schemas (v4.18, reference/vendor/mdcore-4.18-openapi-extract.json)
+
+VENDOR_418 = json.loads(
+    (Path(__file__).resolve().parents[1] / "reference" / "vendor" / "mdcore-4.18-openapi-extract.json").read_text()
+)
+
+
+def vendor_problems(schema_name: str, instance: object, *, array: bool = False) -> list[str]:
+    ref: dict[str, object] = {"$ref": f"#/components/schemas/{schema_name}"}
+    schema = {**({"type": "array", "items": ref} if array else ref), "components": VENDOR_418["components"]}
+    return [error.message for error in Draft4Validator(schema).iter_errors(instance)]
+
+
+def test_the_new_answers_validate_against_the_vendors_schemas(fleet3: RunningFleet) -> None:
+    admin = fleet3.core("a")
+    role = admin.request("POST", "/admin/role", json={"name": "ops", "rights": {"license": ["read", "write"]}})
+    assert vendor_problems("NewUserRoleResponse", role.json()) == []
+    user = admin.request(
+        "POST", "/admin/user", json={"name": "ops", "password": "pw", "roles": [str(role.json()["id"])]}
+    )
+    assert vendor_problems("UserResponse", user.json()) == []
+    assert admin.activate(fleet3.key, quantity=2).status_code == 200
+    nodes = admin.request("GET", "/stat/nodes").json()
+    assert vendor_problems("NodeStatus", nodes, array=True) == []
+    session = fleet3.core("a", None).request("POST", "/login", json={"user": "ops", "password": "pw"})
+    as_ops = fleet3.core("a", session.json()["session_id"])
+    answer = as_ops.request("POST", "/admin/role", json={"name": "more"})
+    error_schema = VENDOR_418["components"]["responses"]["Error405"]["content"]["application/json"]["schema"]
+    assert answer.status_code == 405 and list(Draft4Validator(error_schema).iter_errors(answer.json())) == []
