@@ -159,6 +159,13 @@ def main() -> None:
     help="YAML file replacing catalogue statuses and texts and the emulated version.",
 )
 @click.option(
+    "--profile",
+    type=click.Choice(["5.6", "4.18"]),
+    default="5.6",
+    show_default=True,
+    help="The line of Core emulated: 4.18 has no backup, nomination, deactivation, /readyz or /file/sync.",
+)
+@click.option(
     "--tls",
     type=click.Choice(["all", "activation"]),
     is_flag=False,
@@ -215,6 +222,7 @@ def serve(
     admin: str,
     seed: str,
     overrides: Path | None,
+    profile: str,
     tls: str | None,
     tls_cert: Path | None,
     tls_key: Path | None,
@@ -234,6 +242,7 @@ def serve(
             admin=admin,
             overrides=overrides,
             journal_cap=journal_cap,
+            profile=profile,
         )
     except ConfigError as exc:
         if exc.option == "overrides":

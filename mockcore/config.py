@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from mockcore.catalogue import Catalogue
@@ -16,6 +16,7 @@ from mockcore.identity import ACTIVATION_KEY_RE, activation_key, apikey, is_vali
 from mockcore.journal import DEFAULT_CAP as DEFAULT_JOURNAL_CAP
 from mockcore.journal import MAX_CAP as MAX_JOURNAL_CAP
 from mockcore.overrides import load_overrides
+from mockcore.rules import LATEST_PROFILE, PROFILES, Profile
 
 DEFAULT_VERSION = "5.6.1"
 ACTIVATION_FACE = "activation_server"  # the activation server's face name, next to the instances' names
@@ -49,6 +50,13 @@ class FleetConfig:
     admin_user: str = "admin"
     admin_password: str = "admin"
     version: str = DEFAULT_VERSION
+    profile: str = LATEST_PROFILE  # the line of Core emulated (mockcore.rules.PROFILES)
+
+    def __post_init__(self) -> None:
+        """The emulated version follows the profile unless it was given (an overrides file's `version`)."""
+        emulated = parse_profile(self.profile)
+        if self.version == DEFAULT_VERSION and self.profile != LATEST_PROFILE:
+            object.__setattr__(self, "version", emulated.version)
 
     @property
     def resolved_apikey(self) -> str:
@@ -152,6 +160,12 @@ def parse_admin(admin: str | tuple[str, str]) -> tuple[str, str]:
     return user, password
 
 
+def parse_profile(profile: str) -> Profile:
+    if profile not in PROFILES:
+        raise ConfigError("profile", f"{profile!r}: a profile is one of {', '.join(PROFILES)}")
+    return PROFILES[profile]
+
+
 def parse_fleet(
     instances: Sequence[str] | str = ("core",),
     keys: Iterable[KeyArgument] | KeyArgument | None = None,
@@ -162,6 +176,7 @@ def parse_fleet(
     admin: str | tuple[str, str] = ("admin", "admin"),
     overrides: str | Path | None = None,
     journal_cap: int = DEFAULT_JOURNAL_CAP,
+    profile: str = LATEST_PROFILE,
 ) -> FleetSetup:
     """Every argument checked, in this order; the first bad one raises ConfigError."""
     names = parse_instances(instances)
@@ -174,6 +189,7 @@ def parse_fleet(
         apikey=parse_apikey(apikey),
         admin_user=user,
         admin_password=password,
+        profile=parse_profile(profile).name,
     )
     resolved = [spec.key for spec in config.resolved_keys()]
     if len(set(resolved)) != len(resolved):
@@ -188,5 +204,5 @@ def parse_fleet(
             raise ConfigError("overrides", str(exc)) from exc
         catalogue = loaded.catalogue()
         if loaded.version:
-            config = FleetConfig(**{**config.__dict__, "version": loaded.version})
+            config = replace(config, version=loaded.version)
     return FleetSetup(config, catalogue, journal_cap)

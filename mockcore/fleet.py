@@ -28,7 +28,7 @@ from mockcore.identity import deployment_id, licence_secret, scan_id
 from mockcore.journal import DEFAULT_CAP as DEFAULT_JOURNAL_CAP
 from mockcore.journal import Journal, JournalEntry
 from mockcore.lifecycle import ActivationKey, Licence, LicenceFile, LicenceState, LicenceTerms
-from mockcore.rules import RULES, Decision, Facts, LicenceRules
+from mockcore.rules import PROFILES, RULES, Decision, Facts, LicenceRules, Profile
 from mockcore.scanning import Progression, Scanning
 
 __all__ = ["DEFAULT_VERSION", "ClockReading", "Fleet", "FleetConfig", "KeySpec"]
@@ -196,6 +196,11 @@ class Fleet:
     def rules(self) -> LicenceRules:
         """The decisions this fleet applies (stateless; the HTTP layer asks the request-shape ones)."""
         return self._rules
+
+    @property
+    def profile(self) -> Profile:
+        """The line of Core this fleet emulates."""
+        return PROFILES[self.config.profile]
 
     @property
     def names(self) -> tuple[str, ...]:
@@ -470,7 +475,8 @@ class Fleet:
     def licence_info(self, name: str) -> dict[str, object]:
         with self._lock:
             inst = self._seen(name)
-            return self._rules.licence_view(inst.licence, inst.deployment, self._facts())
+            view = self._rules.licence_view(inst.licence, inst.deployment, self._facts())
+            return self._rules.profile_view(view, self.profile)
 
     def is_backup(self, name: str) -> bool:
         with self._lock:

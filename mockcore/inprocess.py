@@ -125,9 +125,10 @@ class MockFleet:
     `instances`: names, or one comma-separated text. `keys`: KeySpecs, `"KEY[:SLOTS[:DAYS]]"` texts or
     `(key, slots[, days])` tuples (a key of None or "" is derived from the seed). `admin`: `"USER:PASSWORD"` or a
     pair. `control_token`: when set, the control plane under `/_mock/` demands it (sessions from `session` send
-    it). `overrides`: a fidelity overrides file (docs/guides/test-double.md, "Fidelity overrides"). Arguments are
-    checked by mockcore.config, as `mockcore serve` checks its flags, and a bad one raises ValueError (ConfigError);
-    nothing listens until `start` (or `with`).
+    it). `profile`: the line of Core emulated, `"5.6"` (default) or `"4.18"`. `overrides`: a fidelity overrides
+    file (docs/guides/test-double.md, "Fidelity overrides"). Arguments are checked by mockcore.config, as
+    `mockcore serve` checks its flags, and a bad one raises ValueError (ConfigError); nothing listens until `start`
+    (or `with`).
     """
 
     def __init__(
@@ -143,6 +144,7 @@ class MockFleet:
         host: str = "127.0.0.1",
         ports: Mapping[str, int] | None = None,
         activation_port: int = 0,
+        profile: str = "5.6",
     ) -> None:
         setup = parse_fleet(
             instances,
@@ -152,6 +154,7 @@ class MockFleet:
             apikey=apikey,
             admin=admin,
             overrides=overrides,
+            profile=profile,
         )
         unknown_ports = set(ports or {}) - set(setup.config.instances)
         if unknown_ports:

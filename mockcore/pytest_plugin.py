@@ -40,6 +40,7 @@ _SETTINGS: tuple[tuple[str, str, str, str], ...] = (
     ("--mockcore-admin", "mockcore_admin", "admin", "the admin account USER:PASSWORD (admin:admin)"),
     ("--mockcore-control-token", "mockcore_control_token", "control_token", "token the /_mock/ control plane demands"),
     ("--mockcore-overrides", "mockcore_overrides", "overrides", "fidelity overrides file (YAML)"),
+    ("--mockcore-profile", "mockcore_profile", "profile", "the line of Core emulated: 5.6 (default) or 4.18"),
 )
 _KEY_HELP = "activation key KEY[:SLOTS[:DAYS]], repeatable; an empty KEY is the seed's (default: one seed key, 2 slots)"
 

@@ -94,6 +94,38 @@ class Facts:
 
 
 @dataclass(frozen=True)
+class Profile:
+    """What one line of Core offers (docs/behaviour.md, "Version profiles"): its `/version`, the Core paths it does
+    not have (they answer 404, as any unknown path), and whether its licence view names the deployment
+    `deployment_id` too."""
+
+    name: str
+    version: str
+    absent: frozenset[str] = frozenset()
+    deployment_id_in_view: bool = False
+
+
+PROFILES: Mapping[str, Profile] = {
+    "5.6": Profile("5.6", "5.6.1"),
+    "4.18": Profile(
+        "4.18",
+        "4.18.0",
+        frozenset(
+            {
+                "/admin/license/backup",
+                "/admin/license/backup/nomination",
+                "/admin/license/deactivation",
+                "/readyz",
+                "/file/sync",
+            }
+        ),
+        deployment_id_in_view=True,
+    ),
+}
+LATEST_PROFILE = "5.6"
+
+
+@dataclass(frozen=True)
 class Need:
     """What a Core request needs of its caller: an apikey (`required`), and the right in an area, if any."""
 
@@ -437,6 +469,12 @@ class LicenceRules:
             raise LicenceError(ErrorCode.CALLBACK_UNSUPPORTED)
         if len(callback) > self.CALLBACK_URL_MAX or not re.fullmatch(self.CALLBACK_URL, callback):
             raise LicenceError(ErrorCode.CALLBACK_INVALID)
+
+    def profile_view(self, view: dict[str, Any], profile: Profile) -> dict[str, Any]:
+        """The licence view as the profile's line of Core names it."""
+        if profile.deployment_id_in_view and "deployment" in view:
+            return {**view, "deployment_id": view["deployment"]}
+        return view
 
     # Shared steps
 

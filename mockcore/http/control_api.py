@@ -92,6 +92,7 @@ def create_control_blueprint(
             {
                 "mockcore": __version__,
                 "emulated_version": fleet.config.version,
+                "profile": fleet.profile.name,
                 "instances": {name: served.get(name) for name in fleet.names},
                 "activation_server": served.get(ACTIVATION_FACE),
             }

@@ -4,6 +4,7 @@ render."""
 from __future__ import annotations
 
 from flask import Flask, Response, request
+from werkzeug.exceptions import NotFound
 from werkzeug.routing import IntegerConverter
 
 from mockcore.accounts import User
@@ -39,6 +40,12 @@ def create_core_app(fleet: Fleet, name: str) -> Flask:
     install_error_rendering(app, fleet.catalogue)
     # The contract (contracts/openapi.yaml) as JSON, for tools such as schemathesis; no apikey needed.
     app.add_url_rule(CONTRACT_PATH, "contract", contract_view(), methods=["GET"])
+
+    @app.before_request
+    def served_by_the_profile() -> None:
+        """A path the emulated line of Core does not have is unknown there: 404, whatever the method."""
+        if request.path in fleet.profile.absent:
+            raise NotFound()
 
     def caller(action: str) -> User | None:
         """The caller, once it holds what `action` needs (mockcore.rules.NEEDS)."""
