@@ -32,7 +32,14 @@ from contracts.checks import (
 )
 from contracts.common import edited
 from contracts.exchange import Exchange
-from contracts.model import LicenceFileModel
+from contracts.model import (
+    BACKUP_PATH,
+    DEACTIVATION_PATH,
+    NOMINATION_PATH,
+    READYZ_PATH,
+    LicenceFileModel,
+    Profile,
+)
 from contracts.rules import CELLS, cell
 from contracts.target import TargetError
 
@@ -74,6 +81,12 @@ class Drill:
     covers: tuple[str, ...]
     run: Callable[[Checker], None]
     instances: int = 1  # the fewest instances it needs
+    needs: tuple[str, ...] = ()  # the Core paths it needs: it steps aside under a profile lacking one
+    claims_under: str = "5.6"  # the profile under which it exercises every rule it covers
+
+    def steps_aside(self, profile: Profile) -> tuple[str, ...]:
+        """The paths it needs that the profile lacks (none: it runs)."""
+        return tuple(path for path in self.needs if profile.lacks(path))
 
 
 def suite_keys(today: date, entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -1237,6 +1250,60 @@ def own_account(c: Checker, name: str) -> None:
     log_in(c, name, READER, SECOND_PASSWORD, rule)
 
 
+# How each path a profile may lack is asked for: its methods, with the body or headers most likely to be obeyed.
+ABSENT_REQUESTS: dict[str, tuple[str, ...]] = {
+    BACKUP_PATH: ("GET", "POST", "DELETE"),
+    NOMINATION_PATH: ("POST",),
+    DEACTIVATION_PATH: ("POST",),
+    READYZ_PATH: ("GET",),
+    "/file/sync": ("POST",),
+}
+
+
+def profile_surface(c: Checker) -> None:
+    """The line of Core the target is: `/version` names it, and every endpoint the profile lacks answers the
+    generic 404 and changes nothing, on an unlicensed instance, on a production, and asked to make another
+    instance its backup; the licensed view's fields are the profile's."""
+    fresh(c)
+    a = c.names[0]
+    profile = c.model.profile
+    version = simple(
+        c, f"GET /version on {a}", "GET", c.url(a, "/version"), (200, ...), ("profile.version",), headers=c.auth(a)
+    )
+    if not str(version.get("version", "")).startswith(profile.name + "."):
+        raise broken("profile.version", f"the {profile.name} profile's /version is {profile.name}.*, got {version}")
+    absent_endpoints(c, a, "unlicensed")
+    c.activate(a, K1, 1)
+    read(c, a)
+    absent_endpoints(c, a, "active")
+    production = c.model.instances[a].deployment
+    for other in c.names[1:2]:
+        absent_endpoints(c, other, f"asked to back up {a}", production)
+    c.check_fleet()
+
+
+def absent_endpoints(c: Checker, name: str, label: str, production: str | None = None) -> None:
+    """Every path the profile lacks, with each method, sent to `name`: the generic 404, nothing changed."""
+    profile = c.model.profile
+    for path in sorted(profile.absent):
+        for method in ABSENT_REQUESTS.get(path, ("GET",)):
+            headers = dict(c.auth(name))
+            body: bytes | None = None
+            if method == "POST" and path == BACKUP_PATH:
+                deployment = production or c.model.instances[name].deployment
+                headers.update({"activation-key": K1, "active-deployment-id": deployment})
+            elif method == "POST" and path == "/file/sync":
+                body = SAMPLE
+            c.refused(
+                name,
+                f"{method} {path} on {name} ({label}; the {profile.name} profile has no such endpoint)",
+                "E_NOT_FOUND",
+                ("profile.absent-endpoints",),
+                lambda m=method, p=path, h=headers, b=body: c.conn.request(m, c.url(name, p), headers=h, body=b),
+                kind="deactivate",
+            )
+
+
 def padded(doc: dict[str, Any], size: int) -> dict[str, Any]:
     """`doc` with a `comment` that makes its JSON (as the suite sends it) exactly `size` bytes."""
     bare = len(json.dumps({**doc, "comment": ""}))
@@ -1326,6 +1393,7 @@ DRILLS: tuple[Drill, ...] = (
             "unregister.success-sentence",
         ),
         requests_and_order,
+        needs=(BACKUP_PATH,),
     ),
     Drill(
         "the activation server down",
@@ -1335,8 +1403,14 @@ DRILLS: tuple[Drill, ...] = (
             "transition.upload.active",
         ),
         activation_server_down,
+        needs=(BACKUP_PATH, NOMINATION_PATH, DEACTIVATION_PATH),
     ),
-    Drill("scans and engines in progress", ("scan.progress", "engines.progress"), progress),
+    Drill(
+        "scans and engines in progress",
+        ("scan.progress", "engines.progress"),
+        progress,
+        needs=(DEACTIVATION_PATH,),
+    ),
     Drill(
         "an online backup",
         (
@@ -1352,6 +1426,7 @@ DRILLS: tuple[Drill, ...] = (
             "engines.toggle",
         ),
         online_backup,
+        needs=(BACKUP_PATH, NOMINATION_PATH),
     ),
     Drill(
         "an offline backup and the offline failover",
@@ -1370,17 +1445,20 @@ DRILLS: tuple[Drill, ...] = (
             "file.values",
         ),
         offline_backup,
+        needs=(BACKUP_PATH,),
     ),
     Drill(
         "the online failover",
         ("online.slot-lost", "nominate.moves-slot", "nominate.other-backups-stay"),
         failover,
         instances=2,
+        needs=(BACKUP_PATH, NOMINATION_PATH),
     ),
     Drill(
         "slots at nomination and activation",
         ("nominate.takes-free-slot", "nominate.no-slot", "activate.no-slot", "activation.no-slot", "error.E_NO_SLOT"),
         nomination_slots,
+        needs=(BACKUP_PATH, NOMINATION_PATH),
     ),
     Drill(
         "keys: moving, full, expired, unknown",
@@ -1413,6 +1491,7 @@ DRILLS: tuple[Drill, ...] = (
             "error.E_INVALID_LICENSE",
         ),
         registration,
+        needs=(BACKUP_PATH,),
     ),
     Drill(
         "expiry at its boundaries",
@@ -1482,6 +1561,7 @@ DRILLS: tuple[Drill, ...] = (
             "error.E_APIKEY_FORMAT",
         ),
         authentication,
+        needs=(BACKUP_PATH, NOMINATION_PATH, DEACTIVATION_PATH),
     ),
     Drill(
         "least-privilege accounts",
@@ -1501,5 +1581,18 @@ DRILLS: tuple[Drill, ...] = (
             "error.E_UNKNOWN_ROLE",
         ),
         least_privilege,
+        needs=(BACKUP_PATH, DEACTIVATION_PATH),
+    ),
+    Drill(
+        "the profile's surface",
+        (
+            "profile.version",
+            "profile.absent-endpoints",
+            "view.deployment_id",
+            "refused.changes-nothing",
+            "error.E_NOT_FOUND",
+        ),
+        profile_surface,
+        claims_under="4.18",
     ),
 )

@@ -37,6 +37,43 @@ NOMINATED = "This MetaDefender Core instance is now fully activated and allowed 
 
 
 @dataclass(frozen=True)
+class Profile:
+    """What one line of Core offers: the version `/version` names (its major.minor), the Core paths it does not have
+    (they answer the generic 404 `E_NOT_FOUND`, as an unknown path does, and change nothing), and whether the
+    licensed view names the deployment `deployment_id` too."""
+
+    name: str
+    absent: frozenset[str] = frozenset()
+    deployment_id_in_view: bool = False
+
+    def lacks(self, path: str) -> bool:
+        return path.split("?", 1)[0] in self.absent
+
+
+PROFILES: dict[str, Profile] = {
+    "5.6": Profile("5.6"),
+    "4.18": Profile(
+        "4.18",
+        frozenset(
+            {
+                "/admin/license/backup",
+                "/admin/license/backup/nomination",
+                "/admin/license/deactivation",
+                "/readyz",
+                "/file/sync",
+            }
+        ),
+        deployment_id_in_view=True,
+    ),
+}
+DEFAULT_PROFILE = "5.6"
+BACKUP_PATH = "/admin/license/backup"
+NOMINATION_PATH = "/admin/license/backup/nomination"
+DEACTIVATION_PATH = "/admin/license/deactivation"
+READYZ_PATH = "/readyz"
+
+
+@dataclass(frozen=True)
 class Outcome:
     """What a conforming server answers: a success body, or a catalogue error (status and `{"err": text}`).
 
@@ -127,7 +164,9 @@ class Model:
         keys: Iterable[KeyModel],
         today: date,
         catalogue: dict[str, CatalogueEntry] | None = None,
+        profile: str = DEFAULT_PROFILE,
     ) -> None:
+        self.profile = PROFILES[profile]
         self.instances = {name: InstanceModel(name, deployment) for name, deployment in instances.items()}
         self.keys = {k.key: k for k in keys}
         self.today = today
@@ -150,6 +189,10 @@ class Model:
         return Outcome(
             entry.status, None if entry.text is None else {"err": entry.text}, code, (*rules, f"error.{code}")
         )
+
+    def absent(self, path: str) -> Outcome | None:
+        """The generic 404 of a path the profile lacks (it changes nothing); None where the profile has it."""
+        return self.error("E_NOT_FOUND", "profile.absent-endpoints") if self.profile.lacks(path) else None
 
     @staticmethod
     def success(body: object, *rules: str) -> Outcome:
@@ -200,6 +243,8 @@ class Model:
             "expiration": inst.expires.strftime("%m/%d/%Y"),
             "online_activated": inst.online,
         }
+        if self.profile.deployment_id_in_view:
+            expected["deployment_id"] = inst.deployment
         terms = self.keys[inst.key].terms if inst.key in self.keys else None
         if terms is not None:
             expected.update(
@@ -214,9 +259,15 @@ class Model:
         return self.success(expected, "view.backup" if inst.is_backup else "view.deployment")
 
     def backup_flag(self, name: str) -> Outcome:
+        lacking = self.absent(BACKUP_PATH)
+        if lacking is not None:
+            return lacking
         return self.success({"is_backup": self.refresh(name).is_backup}, "view.backup-flag")
 
     def readiness(self, name: str) -> Outcome:
+        lacking = self.absent(READYZ_PATH)
+        if lacking is not None:
+            return lacking
         inst = self.refresh(name)
         if not inst.licensed():
             return Outcome(503, {"status": "invalid"}, None, ("service.readyz",))
@@ -363,6 +414,9 @@ class Model:
         return None
 
     def register_online(self, name: str, key: str, production: str) -> Outcome:
+        lacking = self.absent(BACKUP_PATH)
+        if lacking is not None:
+            return lacking
         inst = self.refresh(name)
         refused = self._registration_state_rule(inst, "register-online")
         if refused is not None:
@@ -381,6 +435,9 @@ class Model:
         return self.success({"success": BACKUP_REGISTERED}, "register.success-sentence", here)
 
     def register_offline(self, name: str, content: bytes) -> Outcome:
+        lacking = self.absent(BACKUP_PATH)
+        if lacking is not None:
+            return lacking
         inst = self.refresh(name)
         refused = self._registration_state_rule(inst, "register-offline")
         if refused is not None:
@@ -397,6 +454,9 @@ class Model:
         return self.success({"success": BACKUP_REGISTERED}, "register.success-sentence", here)
 
     def unregister(self, name: str) -> Outcome:
+        lacking = self.absent(BACKUP_PATH)
+        if lacking is not None:
+            return lacking
         inst = self.refresh(name)
         here = cell("unregister", inst.state)
         if not inst.is_backup:
@@ -405,6 +465,9 @@ class Model:
         return self.success({"success": BACKUP_REMOVED}, "unregister.success-sentence", here)
 
     def nominate(self, name: str) -> Outcome:
+        lacking = self.absent(NOMINATION_PATH)
+        if lacking is not None:
+            return lacking
         inst = self.refresh(name)
         here = cell("nominate", inst.state)
         if inst.state == BACKUP_OFFLINE:
@@ -432,6 +495,9 @@ class Model:
         return self.success({"success": NOMINATED}, rule, "nominate.success-sentence", here)
 
     def deactivate(self, name: str) -> Outcome:
+        lacking = self.absent(DEACTIVATION_PATH)
+        if lacking is not None:
+            return lacking
         inst = self.refresh(name)
         here = cell("deactivate", inst.state)
         if inst.is_backup:

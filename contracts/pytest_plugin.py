@@ -3,7 +3,7 @@
 Options: `--core-url URL` (repeatable), `--activation-url`, `--apikey`, `--admin USER:PASSWORD`,
 `--contracts-key KEY:SLOTS[:DATE]` (repeatable; targets without a control plane), `--control-token`,
 `--allow-destructive`, `--contracts-examples N`, `--contracts-steps N`, `--contracts-derandomize`,
-`--contracts-overrides FILE`.
+`--contracts-overrides FILE`, `--contracts-profile 4.18|5.6` (default: the control plane's, else 5.6).
 
 Fixtures: `contracts_target` (the Target the options describe; the test is skipped without `--core-url`) and
 `contracts_server_run` (the suite run on it, once per session). The shipped test module runs it:
@@ -17,8 +17,9 @@ from pathlib import Path
 
 import pytest
 
+from contracts.model import PROFILES
 from contracts.server_suite import ServerRun, SuiteSettings, run_server_suite
-from contracts.target import KeySpec, Target, TargetError, discover, load_overrides, parse_admin
+from contracts.target import KeySpec, Target, TargetError, check_profile, discover, load_overrides, parse_admin
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -34,6 +35,12 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--contracts-steps", type=int, default=20, help="steps per example at most (20)")
     group.addoption("--contracts-derandomize", action="store_true", help="the same sequences on every run")
     group.addoption("--contracts-overrides", default=None, metavar="FILE", help="the target's fidelity overrides")
+    group.addoption(
+        "--contracts-profile",
+        default=None,
+        choices=sorted(PROFILES),
+        help="the line of Core the target is (default: the control plane's, else 5.6)",
+    )
 
 
 @pytest.fixture(scope="session")
@@ -53,6 +60,8 @@ def contracts_target(pytestconfig: pytest.Config) -> Target:
         overrides = pytestconfig.getoption("contracts_overrides")
         if overrides:
             target.catalogue = load_overrides(Path(overrides))
+        profile = pytestconfig.getoption("contracts_profile")
+        target.profile = check_profile(profile) if profile else None
     except TargetError as exc:
         raise pytest.UsageError(str(exc)) from exc
     return target

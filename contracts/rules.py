@@ -95,6 +95,13 @@ SECTIONS: tuple[Section, ...] = (
         "12. The error catalogue",
         "Each refusal's status and `{\"err\": text}`, as the catalogue (or the target's fidelity overrides) says.",
     ),
+    Section(
+        "profiles",
+        "13. Version profiles",
+        "The line of Core a target is (`--profile 4.18` or `5.6`, by default the control plane's, else 5.6): what "
+        "its `/version` says and which endpoints it has. Under 4.18 there are no backups, nominations, "
+        "deactivation, `/readyz` or `/file/sync`; everything else is as under 5.6.",
+    ),
 )
 
 OPERATIONS = {
@@ -271,6 +278,12 @@ _RULES: list[tuple[str, str, str]] = [
         "`days_left` is an integer: the days from today to the expiry date, at least 0.",
     ),
     ("view.deployment", "licence-view", "`deployment` is the instance's own deployment id."),
+    (
+        "view.deployment_id",
+        "licence-view",
+        "Under the 4.18 profile the licensed view also names the deployment `deployment_id` (the same value as "
+        "`deployment`); under 5.6 only the unlicensed view does.",
+    ),
     ("view.expiration", "licence-view", "`expiration` is the licence's expiry date as `MM/DD/YYYY`."),
     ("view.licensed_engines", "licence-view", '`licensed_engines` is the key\'s value, the string `"*"`.'),
     ("view.licensed_to", "licence-view", "`licensed_to` is the key's licensee, a string."),
@@ -553,6 +566,19 @@ _RULES: list[tuple[str, str, str]] = [
     ("service.unknown-path", "service", 'An unknown path is 404 `{"err": "Not found."}`, never an HTML page.'),
     ("service.unknown-method", "service", 'A method a path does not take is 405 `{"err": "Method not allowed."}`.'),
     ("service.answers", "service", "Every request gets an HTTP answer, and the same sequence gives the same answers."),
+    # 13. Version profiles
+    (
+        "profile.absent-endpoints",
+        "profiles",
+        "An endpoint the profile lacks (under 4.18: `/admin/license/backup` with any method, "
+        "`/admin/license/backup/nomination`, `/admin/license/deactivation`, `/readyz`, `/file/sync`) answers the "
+        'generic 404 `{"err": "Not found."}` (E_NOT_FOUND), as an unknown path does, and changes nothing.',
+    ),
+    (
+        "profile.version",
+        "profiles",
+        "`GET /version`'s `version` is of the profile's line: `4.18.` or `5.6.` and the rest.",
+    ),
 ]
 
 

@@ -4,7 +4,10 @@ and a short destructive failover (a real Core, with `--allow-destructive`), also
 
 from __future__ import annotations
 
+from typing import Any
+
 from contracts.checks import EXPIRATION, LICENSED_FIELDS, UNKNOWN_APIKEY, Checker, broken
+from contracts.exchange import Exchange
 from contracts.target import TargetError
 
 
@@ -18,7 +21,13 @@ def read_only(checker: Checker) -> None:
         ready = checker.conn.request("GET", checker.url(name, "/readyz?verbose=true"))
         step.exchanges = checker.conn.recorder.take()
         body = checker.json_of(licence, "view.deployment")
-        is_backup = checker.json_of(flag, "view.backup-flag").get("is_backup")
+        profile = checker.model.profile
+        lacking = checker.model.absent("/admin/license/backup")
+        if lacking is not None:  # no backups on this line of Core: the flag's path is the generic 404
+            checker.exercised(*checker.compare(lacking, flag))
+            is_backup = False
+        else:
+            is_backup = checker.json_of(flag, "view.backup-flag").get("is_backup")
         if not isinstance(is_backup, bool):
             raise broken("view.backup-flag", f"is_backup must be a boolean, got {is_backup!r}")
         licensed = "days_left" in body
@@ -39,15 +48,16 @@ def read_only(checker: Checker) -> None:
                     raise broken(f"view.{field_name}", f"{name}: {field_name} is a {kind.__name__}, got {body}")
             if not EXPIRATION.fullmatch(str(body.get("expiration"))):
                 raise broken("view.expiration", f"{name}: expiration is MM/DD/YYYY, got {body}")
-        status = checker.json_of(ready, "service.readyz").get("license")
-        status = status.get("status") if isinstance(status, dict) else None
-        if not licensed and (ready.status, status) != (503, "invalid"):
-            raise broken("service.readyz", f"{name} is unlicensed: /readyz must be 503 invalid, got {status}")
-        if licensed and body["days_left"] > 0 and (ready.status, status) != (200, "ok"):
-            raise broken("service.readyz", f"{name} is licensed: /readyz must be 200 ok, got {status}")
-        checker.exercised(
-            "view.unlicensed" if not licensed else "view.deployment", "view.backup-flag", "service.readyz"
-        )
+            if profile.deployment_id_in_view:
+                if body.get("deployment_id") != body.get("deployment"):
+                    raise broken("view.deployment_id", f"{name}: deployment_id is the deployment, got {body}")
+                checker.exercised("view.deployment_id")
+        readiness_lacking = checker.model.absent("/readyz")
+        if readiness_lacking is not None:
+            checker.exercised(*checker.compare(readiness_lacking, ready))
+            checker.exercised("view.unlicensed" if not licensed else "view.deployment")
+        else:
+            check_readiness(checker, name, ready, licensed, body)
 
         for missing in (True, False):
             headers = {} if missing else {"apikey": UNKNOWN_APIKEY}
@@ -65,6 +75,8 @@ def read_only(checker: Checker) -> None:
         # licensed instance only gets a scan when it says it is a backup (harmless in either state).
         refusals = REFUSALS_OF_BACKUP if is_backup else () if licensed else REFUSALS_OF_UNLICENSED
         for method, path, code, rule in refusals:
+            if profile.lacks(path):
+                code, rule = "E_NOT_FOUND", "profile.absent-endpoints"
             body_sent = b"sample" if path == "/file" else None
             checker.refused(
                 name,
@@ -76,6 +88,17 @@ def read_only(checker: Checker) -> None:
                 ),
                 kind="",
             )
+
+
+def check_readiness(checker: Checker, name: str, ready: Exchange, licensed: bool, body: dict[str, Any]) -> None:
+    """`/readyz` and the licence view agree (and the backup flag was read)."""
+    status = checker.json_of(ready, "service.readyz").get("license")
+    status = status.get("status") if isinstance(status, dict) else None
+    if not licensed and (ready.status, status) != (503, "invalid"):
+        raise broken("service.readyz", f"{name} is unlicensed: /readyz must be 503 invalid, got {status}")
+    if licensed and body["days_left"] > 0 and (ready.status, status) != (200, "ok"):
+        raise broken("service.readyz", f"{name} is licensed: /readyz must be 200 ok, got {status}")
+    checker.exercised("view.unlicensed" if not licensed else "view.deployment", "view.backup-flag", "service.readyz")
 
 
 # Refusals that change nothing on a conforming server, by the state the instance is in: (method, path, code, rule).

@@ -43,7 +43,7 @@ from contracts.checks import (
 )
 from contracts.common import PHASES, edited, stateful_settings
 from contracts.drills import DRILLS
-from contracts.model import LicenceFileModel
+from contracts.model import NOMINATION_PATH, PROFILES, LicenceFileModel
 from contracts.sequences import failover, read_only
 from contracts.target import Fleet, TargetError
 
@@ -409,6 +409,12 @@ def run_drills(fleet: Fleet) -> Report:
         if len(fleet.instances) < drill.instances:
             report.notes.append(f"drill `{drill.name}` needs {drill.instances} instances: not run")
             continue
+        lacking = drill.steps_aside(checker.model.profile)
+        if lacking:
+            report.notes.append(
+                f"drill `{drill.name}` needs {', '.join(lacking)}, which the {fleet.profile} profile lacks: not run"
+            )
+            continue
         log.start_run()
         try:
             drill.run(checker)
@@ -476,6 +482,11 @@ def run_server_suite(
         run.reports.append(drills)
         if drills.passed:
             run.reports.append(run_state_machine(fleet, suite))
+        return run
+    if PROFILES[fleet.profile].lacks(NOMINATION_PATH):
+        run.skipped.append(
+            f"the failover sequence: the {fleet.profile} profile has no backups, nominations or deactivation"
+        )
         return run
     log_holder: list[Checker] = []
 

@@ -18,7 +18,7 @@ import yaml
 
 from contracts.catalogue import CATALOGUE, CatalogueEntry
 from contracts.exchange import Connection
-from contracts.model import KEY_FORMAT
+from contracts.model import DEFAULT_PROFILE, KEY_FORMAT, PROFILES
 
 CONTROL_TOKEN_HEADER = "X-Mock-Control-Token"
 
@@ -61,6 +61,7 @@ class Target:
     wsgi_apps: dict[str, Any] = field(default_factory=dict)  # base URL -> WSGI callable, for in-process runs
     allow_destructive: bool = False
     catalogue: dict[str, CatalogueEntry] = field(default_factory=lambda: dict(CATALOGUE))
+    profile: str | None = None  # the line of Core ("4.18", "5.6"); None: the control plane's, else 5.6
 
     @classmethod
     def from_urls(cls, urls: Sequence[str], **kwargs: Any) -> Target:
@@ -72,7 +73,7 @@ class Target:
     @classmethod
     def load(cls, path: Path) -> Target:
         """A target file (YAML or JSON): core_urls (list or name -> URL), activation_url, apikey, admin
-        (USER:PASSWORD), keys (KEY:SLOTS[:DATE]), control, control_token, verify, allow_destructive."""
+        (USER:PASSWORD), keys (KEY:SLOTS[:DATE]), control, control_token, verify, allow_destructive, profile."""
         try:
             doc = yaml.safe_load(path.read_text())
         except (OSError, yaml.YAMLError) as exc:
@@ -89,6 +90,7 @@ class Target:
             "control_token",
             "verify",
             "allow_destructive",
+            "profile",
         }
         unknown = set(doc) - known
         if unknown:
@@ -111,6 +113,8 @@ class Target:
         target.control_token = _optional_str(doc, "control_token")
         target.verify = doc.get("verify", True)
         target.allow_destructive = bool(doc.get("allow_destructive", False))
+        profile = doc.get("profile")
+        target.profile = check_profile(str(profile)) if profile is not None else None
         return target
 
     def connect(self) -> Connection:
@@ -146,6 +150,13 @@ def _optional_str(doc: Mapping[str, Any], name: str) -> str | None:
     return value
 
 
+def check_profile(name: str) -> str:
+    """A profile name the suite knows (`contracts.model.PROFILES`)."""
+    if name not in PROFILES:
+        raise TargetError(f"unknown profile {name!r}; known: {', '.join(sorted(PROFILES))}")
+    return name
+
+
 def parse_admin(text: str) -> tuple[str, str]:
     user, sep, password = text.partition(":")
     if not sep or not user:
@@ -165,6 +176,7 @@ class Fleet:
     control: bool
     deployments: dict[str, str] = field(default_factory=dict)
     slots_endpoint: bool = True  # the control plane has `/_mock/slots` (until it answers otherwise)
+    profile: str = DEFAULT_PROFILE  # the line of Core the suite expects (`contracts.model.PROFILES`)
 
     def control_headers(self) -> dict[str, str]:
         token = self.target.control_token
@@ -235,6 +247,7 @@ def discover(target: Target) -> Fleet:
         control = probe.status == 200 and probe.response_body.startswith(b"{")
     instances = dict(target.core_urls)
     activation_url = target.activation_url
+    profile = target.profile
     if control:
         headers = {CONTROL_TOKEN_HEADER: target.control_token} if target.control_token else {}
         info = connection.request("GET", first + "/_mock/info", headers=headers, record=False)
@@ -244,8 +257,12 @@ def discover(target: Target) -> Fleet:
         if len(target.core_urls) == 1:
             instances = {name: url.rstrip("/") for name, url in described["instances"].items()}
         activation_url = activation_url or described.get("activation_server")
+        if profile is None and described.get("profile") is not None:
+            profile = str(described["profile"])
     apikeys = {name: target.apikey for name in instances} if target.apikey else _log_in(connection, target, instances)
-    return Fleet(target, connection, apikeys, instances, activation_url, bool(control))
+    fleet = Fleet(target, connection, apikeys, instances, activation_url, bool(control))
+    fleet.profile = check_profile(profile or DEFAULT_PROFILE)
+    return fleet
 
 
 def _log_in(connection: Connection, target: Target, instances: Mapping[str, str]) -> dict[str, str]:

@@ -9,7 +9,6 @@ reaches the face). Each names the contract rules a report may blame for it: the 
 
 from __future__ import annotations
 
-import functools
 import io
 import json
 from collections.abc import Callable, Iterable
@@ -529,6 +528,19 @@ def _licensed_engines_as_list(app: WsgiApp, fleet: Fleet) -> WsgiApp:
     return _rewrite_json(app, change)
 
 
+def _serves_backup_endpoints(app: WsgiApp, fleet: Fleet) -> WsgiApp:
+    """A 4.18 Core that still serves the backup endpoints: `/admin/license/backup*` goes to a 5.6 fleet's face."""
+    newer = Fleet(replace(fleet.config, profile="5.6"))
+    newer_app = FleetServer(newer, ServeOptions()).wsgi_apps()[newer.names[0]]
+
+    def wrapped(environ: dict[str, Any], start: Callable[..., Any]) -> Iterable[bytes]:
+        if str(environ.get("PATH_INFO", "")).startswith("/admin/license/backup"):
+            return newer_app(environ, start)
+        return app(environ, start)
+
+    return wrapped
+
+
 def _activation_refusal_is_400(app: WsgiApp, fleet: Fleet) -> WsgiApp:
     """The activation server answers its refusals with HTTP 400, not 200 with the reason phrase."""
 
@@ -551,11 +563,14 @@ class Variant:
     licence_rules: type[LicenceRules] = LicenceRules  # the decisions its fleet applies
     wrap_core: Callable[[WsgiApp, Fleet], WsgiApp] | None = None
     wrap_activation: Callable[[WsgiApp, Fleet], WsgiApp] | None = None
+    profile: str = "5.6"  # the line of Core its fleet emulates
 
     @property
     def fleet_class(self) -> FleetFactory:
-        """What `build_fleet` makes this variant's fleet with: the emulator's `Fleet`, applying the variant's rules."""
-        return functools.partial(Fleet, rules=self.licence_rules())
+        """What `build_fleet` makes this variant's fleet with: the emulator's `Fleet`, applying the variant's rules,
+        under the variant's profile."""
+        rules = self.licence_rules()
+        return lambda config: Fleet(replace(config, profile=self.profile), rules=rules)
 
     def target(self) -> Target:
         """A fresh fleet of this variant, served in-process with both of its wrappers."""
@@ -742,12 +757,20 @@ VARIANTS: tuple[Variant, ...] = (
         ("auth.role-rights",),
         IgnoresRights,
     ),
+    Variant(
+        "4.18-serves-backups",
+        "a 4.18 Core answers the backup endpoints it does not have (as 5.6 does) instead of the generic 404",
+        ("profile.absent-endpoints",),
+        wrap_core=_serves_backup_endpoints,
+        profile="4.18",
+    ),
 )
 
 
-def build_fleet(fleet_class: FleetFactory = Fleet, keys: Iterable[str] = KEYS) -> Fleet:
-    """The three instances and the two test keys, built by `fleet_class` (a variant's `fleet_class`, or `Fleet`)."""
-    return fleet_class(FleetConfig(instances=INSTANCES, keys=tuple(parse_key(k) for k in keys)))
+def build_fleet(fleet_class: FleetFactory = Fleet, keys: Iterable[str] = KEYS, profile: str = "5.6") -> Fleet:
+    """The three instances and the two test keys, built by `fleet_class` (a variant's `fleet_class`, or `Fleet`),
+    under `profile` (a variant's `fleet_class` applies its own)."""
+    return fleet_class(FleetConfig(instances=INSTANCES, keys=tuple(parse_key(k) for k in keys), profile=profile))
 
 
 def inprocess_target(

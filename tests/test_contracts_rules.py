@@ -53,7 +53,7 @@ def test_a_violation_must_name_an_inventory_rule() -> None:
 
 @pytest.mark.parametrize("drill", DRILLS, ids=[d.name for d in DRILLS])
 def test_each_drill_exercises_every_rule_it_claims(drill: Drill) -> None:
-    fleet = discover(inprocess_target(build_fleet()))
+    fleet = discover(inprocess_target(build_fleet(profile=drill.claims_under)))
     log = StepLog()
     checker = Checker(fleet, log)
     log.start_run()
@@ -95,7 +95,8 @@ def test_rules_command_shows_the_last_runs_counts(tmp_path: Path) -> None:
         subprocess.run([*contracts_command(), "rules", "--json"], capture_output=True, text=True, env=env).stdout
     )
     counts = {r["id"]: r["exercised"] for r in after["rules"]}
-    assert all(counts[r] > 0 for r in RULE_IDS), [r for r in RULE_IDS if not counts[r]]
+    only_under_4_18 = {"profile.absent-endpoints", "view.deployment_id"}  # the 5.6 fleet shows them not
+    assert all(counts[r] > 0 for r in RULE_IDS - only_under_4_18), [r for r in RULE_IDS if not counts[r]]
     assert all(r["checks"] for r in after["rules"])
     text = subprocess.run([*contracts_command(), "rules"], capture_output=True, text=True, env=env).stdout
     assert "nominate.no-slot  [operations]" in text and "checked by: drill: slots at nomination" in text

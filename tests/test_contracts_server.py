@@ -28,6 +28,7 @@ from tests.serving import MockcoreProcess
 # three variants it knows to shrink fast (the CLI keeps shrinking on by default).
 SHRUNK = ("backup-takes-slot", "registers-without-production", "backup-flag-false")
 RUNS = (1, 2, 3)  # each a default run, with its own random seed
+ONLY_UNDER_4_18 = frozenset({"profile.absent-endpoints", "view.deployment_id"})
 
 
 def contracts_command() -> list[str]:
@@ -61,13 +62,46 @@ def test_suite_passes_in_process_and_exercises_every_rule() -> None:
     """The default run (drills, then the exploration) passes on the emulator and exercises every rule of the
     inventory at least once, so "passed" cannot mean "checked nothing"."""
     fleet = discover(inprocess_target(build_fleet()))
+    assert fleet.profile == "5.6"
     run = run_server_suite(fleet, SuiteSettings())
     assert run.passed, "\n".join(r.render() for r in run.reports)
     assert [r.mode for r in run.reports] == ["drills", "explore"]
     exercised = set().union(*(r.coverage for r in run.reports))
-    assert exercised == RULE_IDS, f"not exercised: {sorted(RULE_IDS - exercised)}"
+    # The rules only a 4.18 target shows are exercised by the 4.18 run (next test).
+    assert exercised == RULE_IDS - ONLY_UNDER_4_18, f"not exercised: {sorted(RULE_IDS - exercised)}"
     explore = run.reports[1]
     assert explore.examples >= 20 and explore.total_steps > 200
+
+
+def test_suite_passes_under_the_4_18_profile() -> None:
+    """Against a 4.18 fleet (found from the control plane) the suite passes: the drills needing backups,
+    nominations or deactivation step aside, the others and the exploration expect the generic 404 of the absent
+    endpoints, the licensed view's `deployment_id`, and a 4.18 `/version`."""
+    fleet = discover(inprocess_target(build_fleet(profile="4.18")))
+    assert fleet.profile == "4.18"
+    run = run_server_suite(fleet, SuiteSettings(examples=10))
+    assert run.passed, "\n".join(r.render() for r in run.reports)
+    assert [r.mode for r in run.reports] == ["drills", "explore"]
+    drills = run.reports[0]
+    assert any("the 4.18 profile lacks" in note and "online failover" in note for note in drills.notes)
+    exercised = set().union(*(r.coverage for r in run.reports))
+    assert ONLY_UNDER_4_18 | {"profile.version", "refused.changes-nothing"} <= exercised
+    assert not {"view.backup-flag", "service.readyz", "nominate.moves-slot"} & exercised
+    assert run.reports[1].coverage["profile.absent-endpoints"] > 0  # the exploration expects the 404s too
+
+
+def test_the_profile_is_discovered_or_given() -> None:
+    assert discover(inprocess_target(build_fleet(profile="4.18"))).profile == "4.18"
+    target = inprocess_target(build_fleet(profile="4.18"))
+    target.profile = "5.6"  # what the user says wins over the control plane
+    fleet = discover(target)
+    assert fleet.profile == "5.6"
+    run = run_server_suite(fleet, SuiteSettings(examples=1))
+    assert not run.passed and run.reports[0].rule in {"profile.version", "view.backup-flag", "service.readyz"}
+    target = inprocess_target(build_fleet())
+    target.profile = "3.0"
+    with pytest.raises(TargetError, match=r"unknown profile '3\.0'"):
+        discover(target)
 
 
 def test_suite_passes_over_http(fleet3: MockFleet) -> None:
@@ -161,6 +195,37 @@ def test_cli_report_names_the_rule_and_shows_the_exchanges(faulty_served: str) -
     assert "  > POST http://127.0.0.1:" in out and "/admin/license/backup" in out
     assert "  > active-deployment-id: " in out
     assert "  < 200 OK" in out
+
+
+def test_read_only_checks_under_the_4_18_profile() -> None:
+    """Without a control plane, told `--profile 4.18`: the reads expect the absent endpoints' 404, and the failover
+    sequence is skipped (4.18 has no backups)."""
+    target = inprocess_target(build_fleet(profile="4.18"))
+    target.control, target.profile, target.allow_destructive = False, "4.18", True
+    target.keys = [KeySpec.parse("AAAA-BBBB-CCCC-DDDD-EEEE-FFFF-GGGG:2")]
+    run = run_server_suite(discover(target), SuiteSettings())
+    assert run.passed, "\n".join(r.render() for r in run.reports)
+    assert [r.mode for r in run.reports] == ["read-only"]
+    assert {"profile.absent-endpoints", "view.unlicensed"} <= set(run.reports[0].coverage)
+    assert any("no backups" in skipped for skipped in run.skipped)
+
+
+def test_cli_takes_the_profile() -> None:
+    """A 4.18 fleet on real ports: the CLI finds its profile and passes; told `--profile 5.6`, it fails (the 5.6
+    endpoints are not there); an unknown profile is a usage error."""
+    running = serve_fleet(build_fleet(profile="4.18"))
+    try:
+        url = running.urls["a"]
+        result = run_cli("--core-url", url, "--examples", "2", "--json")
+        assert result.returncode == 0, result.stdout + result.stderr
+        notes = json.loads(result.stdout)["reports"][0]["notes"]
+        assert any("4.18 profile lacks" in note for note in notes), notes
+        result = run_cli("--core-url", url, "--examples", "2", "--profile", "5.6")
+        assert result.returncode == 1, result.stdout + result.stderr
+        result = run_cli("--core-url", url, "--profile", "4.0")
+        assert result.returncode == 2 and "4.0" in result.stderr
+    finally:
+        running.server.stop()
 
 
 def test_cli_refuses_an_unusable_target(tmp_path: Path) -> None:
