@@ -93,7 +93,6 @@ _NEW_FILE = click.Path(dir_okay=False, path_type=Path)
     "--profile",
     type=click.Choice(sorted(PROFILES)),
     help="The line of Core the target is (default: the control plane's `profile`, else 5.6).",
-    hidden=True,  # until docs/reference/cli.md (rendered, not this suite's) is rendered again: then shown
 )
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 def server(
