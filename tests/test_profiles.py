@@ -4,17 +4,20 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from jsonschema import Draft4Validator
 
 from mockcore import MockFleet
 from mockcore.config import ConfigError
 from tests.client import CoreClient
 from tests.serving import MockcoreProcess
 
+VENDOR_418 = "reference/vendor/mdcore-4.18-openapi-extract.json"
 ABSENT = [
     ("GET", "/admin/license/backup"),
     ("POST", "/admin/license/backup"),
@@ -80,3 +83,16 @@ def test_mockcore_serve_profile_4_18(tmp_path: Path) -> None:
         assert client.request("GET", "/version").json()["version"] == "4.18.0"
     finally:
         process.stop()
+
+
+def test_the_4_18_licence_view_validates_against_the_vendors_4_18_schema(old: MockFleet) -> None:
+    """Allowing only the documented conflict: `licensed_engines` is the string "*" (docs/decisions.md)."""
+    vendor = json.loads((Path(__file__).resolve().parents[1] / VENDOR_418).read_text())
+    schema = {"$ref": "#/components/schemas/LicenseInformation", "components": vendor["components"]}
+    old.reset()
+    with old.session("prod") as prod:
+        assert prod.post("/admin/license/activation", json={"activationKey": old.key}).status_code == 200
+        view = prod.get("/admin/license").json()
+    assert view["licensed_engines"] == "*"
+    del view["licensed_engines"]
+    assert [e.message for e in Draft4Validator(schema).iter_errors(view)] == []
