@@ -100,6 +100,7 @@ class Instance:
     name: str
     url: str
     apikey: str
+    ca_path: str | None = None  # the CA certificate (PEM) to verify an HTTPS `url` with; None over plain HTTP
 
 
 @dataclass(frozen=True)
