@@ -78,7 +78,12 @@ def request_document(call: Call, licence_dir: Path) -> dict[str, Any]:
     return {
         "protocol": PROTOCOL,
         "operation": call.operation,
-        "instance": {"name": call.instance.name, "url": call.instance.url, "apikey": call.instance.apikey},
+        "instance": {
+            "name": call.instance.name,
+            "url": call.instance.url,
+            "apikey": call.instance.apikey,
+            "ca_path": call.instance.ca_path,
+        },
         "arguments": arguments,
     }
 
