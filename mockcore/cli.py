@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import click
+from click.core import ParameterSource
 
 from mockcore import __version__
 from mockcore.config import ConfigError, parse_fleet
@@ -25,6 +26,15 @@ from mockcore.journal import MAX_CAP as MAX_JOURNAL_CAP
 from mockcore.lifecycle import format_expiration
 from mockcore.persistence import StateFileError, StateStore
 from mockcore.server import ACTIVATION, FleetServer, ServeOptions
+from mockcore.tenant_server import TenantServer
+from mockcore.tenants import (
+    DEFAULT_IDLE_TIMEOUT,
+    DEFAULT_MAX_INSTANCES,
+    DEFAULT_MAX_TENANTS,
+    DEFAULT_TENANT_JOURNAL_CAP,
+    MemoryTenantRegistry,
+    TenantLimits,
+)
 from mockcore.tls import TlsFiles, make_throwaway_ca
 
 _INSTANCE_RE = re.compile(r"([A-Za-z0-9][A-Za-z0-9_.-]{0,62})(?:=(\d{1,5}))?")
@@ -207,6 +217,41 @@ def main() -> None:
     "Default: in memory only.",
 )
 @click.option(
+    "--tenants",
+    is_flag=True,
+    help="Serve the tenant API on --port instead of one fleet: each POST /_mock/tenants makes an isolated fleet "
+    "below /t/<ID>/ (docs/guides/team-service.md). The fleet's options then come in the POST body.",
+)
+@click.option(
+    "--tenant-idle-timeout",
+    default=DEFAULT_IDLE_TIMEOUT,
+    show_default=True,
+    type=click.FloatRange(min=0, min_open=True),
+    metavar="SECONDS",
+    help="With --tenants: a tenant without a request for this long is removed.",
+)
+@click.option(
+    "--max-tenants",
+    default=DEFAULT_MAX_TENANTS,
+    show_default=True,
+    type=click.IntRange(1, 1_000_000),
+    help="With --tenants: the most tenants at once; past it, POST /_mock/tenants answers 429.",
+)
+@click.option(
+    "--max-tenant-instances",
+    default=DEFAULT_MAX_INSTANCES,
+    show_default=True,
+    type=click.IntRange(1, 1000),
+    help="With --tenants: the most Core instances a tenant may have; past it, 400.",
+)
+@click.option(
+    "--tenant-journal-cap",
+    default=DEFAULT_TENANT_JOURNAL_CAP,
+    show_default=True,
+    type=click.IntRange(0, MAX_JOURNAL_CAP),
+    help="With --tenants: the most requests a tenant's journal keeps (its default, and its ceiling).",
+)
+@click.option(
     "--ready-file",
     type=click.Path(dir_okay=False, path_type=Path),
     default=None,
@@ -229,9 +274,18 @@ def serve(
     journal_cap: int,
     control_token: str | None,
     state: Path | None,
+    tenants: bool,
+    tenant_idle_timeout: float,
+    max_tenants: int,
+    max_tenant_instances: int,
+    tenant_journal_cap: int,
     ready_file: Path | None,
 ) -> None:
     """Run a fleet until SIGINT or SIGTERM."""
+    limits = TenantLimits(max_tenants, max_tenant_instances, tenant_journal_cap, tenant_idle_timeout)
+    if _tenant_mode(click.get_current_context(), tenants):
+        _serve_tenants(limits, host, port, tls, tls_cert, tls_key, control_token, ready_file)
+        return
     specs = [parse_instance(text) for text in instances] or [InstanceSpec("core", None)]
     try:
         setup = parse_fleet(
@@ -296,6 +350,87 @@ def serve(
                 store.close()
             except StateFileError as exc:
                 raise click.ClickException(str(exc)) from exc
+        click.echo("mockcore: stopped", err=True)
+
+
+# `mockcore serve --tenants`: the tenant API on one port (mockcore.tenant_server). A fleet's own options come in
+# each POST /_mock/tenants; given on the command line with --tenants they are refused, as the tenant options are
+# without it.
+PER_FLEET_OPTIONS = (
+    "instances",
+    "activation_port",
+    "keys",
+    "apikey",
+    "admin",
+    "seed",
+    "overrides",
+    "profile",
+    "journal_cap",
+    "state",
+)
+TENANT_OPTIONS = ("tenant_idle_timeout", "max_tenants", "max_tenant_instances", "tenant_journal_cap")
+
+
+def _flag(name: str) -> str:
+    return FLAGS.get(name, "--" + name.replace("_", "-"))
+
+
+def _tenant_mode(ctx: click.Context, tenants: bool) -> bool:
+    """Whether to serve tenants; refuses the options that do not go with the mode chosen."""
+    given = [
+        name
+        for name in (PER_FLEET_OPTIONS if tenants else TENANT_OPTIONS)
+        if ctx.get_parameter_source(name) not in (None, ParameterSource.DEFAULT)
+    ]
+    if given and tenants:
+        raise click.UsageError(
+            f"{', '.join(map(_flag, given))}: with --tenants, a fleet's options come in POST /_mock/tenants"
+        )
+    if given:
+        raise click.UsageError(f"{', '.join(map(_flag, given))} go with --tenants")
+    return tenants
+
+
+def _serve_tenants(
+    limits: TenantLimits,
+    host: str,
+    port: int,
+    tls: str | None,
+    tls_cert: Path | None,
+    tls_key: Path | None,
+    control_token: str | None,
+    ready_file: Path | None,
+) -> None:
+    if tls == "activation":
+        raise click.UsageError("--tls activation: with --tenants there is one port; use --tls")
+    if tls_cert is not None and tls is None:
+        tls = "all"
+    tls_files = _tls_files(tls, tls_cert, tls_key, host)
+    server = TenantServer(
+        MemoryTenantRegistry(limits), host=host, port=port, control_token=control_token or None, tls=tls_files
+    )
+    try:
+        server.start()
+    except OSError as exc:
+        _remove_throwaway_ca(tls_files)
+        raise click.ClickException(str(exc)) from exc
+    stopping = threading.Event()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda *_: stopping.set())
+    document: dict[str, Any] = {"url": server.url, "tenants": server.url + "/_mock/tenants"}
+    if tls_files is not None and tls_files.ca_cert is not None:
+        document["ca_cert"] = str(tls_files.ca_cert)
+    if ready_file is not None:
+        _write_atomically(ready_file, json.dumps(document) + "\n")
+    click.echo(json.dumps(document))
+    try:
+        while not stopping.wait(0.5):
+            pass
+    finally:
+        for signum in (signal.SIGINT, signal.SIGTERM):  # a second signal must not turn a stop into a kill
+            signal.signal(signum, signal.SIG_IGN)
+        server.stop()
+        _remove_throwaway_ca(tls_files)
         click.echo("mockcore: stopped", err=True)
 
 

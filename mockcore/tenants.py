@@ -1,0 +1,260 @@
+"""Tenants: many isolated fleets in one process (`mockcore serve --tenants`, docs/guides/team-service.md).
+
+A tenant is a `Fleet` of its own (its own clock, fault rules, journal, accounts and keys), an unguessable id and a
+control token of its own. What a tenant is made of is what `mockcore serve` takes for one fleet, checked by the one
+parser, `mockcore.config.parse_fleet` (`parse_tenant_request`). The registry behind the tenant API is a small
+interface, `TenantRegistry` (create, get, touch, delete, list, expire_idle), so a registry kept in a shared store
+can replace the in-memory one (`MemoryTenantRegistry`) without touching the HTTP layer.
+
+Memory stays bounded: at most `max_tenants` tenants, `max_instances` instances each, a journal of at most
+`journal_cap` requests each; a tenant left alone for `idle_timeout` seconds is removed.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, Protocol
+
+from mockcore.config import ConfigError, FleetSetup, parse_fleet
+from mockcore.fleet import Fleet
+from mockcore.journal import MAX_CAP as MAX_JOURNAL_CAP
+from mockcore.overrides import MAX_OVERRIDES_BYTES
+
+DEFAULT_IDLE_TIMEOUT = 3600.0  # seconds without a request before a tenant is removed
+DEFAULT_MAX_TENANTS = 100
+DEFAULT_MAX_INSTANCES = 10
+DEFAULT_TENANT_JOURNAL_CAP = 100  # a journal entry may hold 32 KiB of bodies: 100 of them, ~3 MiB at worst
+ID_BYTES = 18  # secrets.token_urlsafe(18): 24 characters of A-Z a-z 0-9 - _, 144 random bits
+TOKEN_BYTES = 24
+# What POST /_mock/tenants takes: what `mockcore serve` takes for one fleet.
+REQUEST_FIELDS = ("instances", "keys", "seed", "apikey", "admin", "overrides", "profile", "journal_cap")
+
+
+class TenantError(ValueError):
+    """A tenant request that cannot be served: `status` is the HTTP status to answer (400, 404, 429)."""
+
+    def __init__(self, status: int, text: str) -> None:
+        super().__init__(text)
+        self.status = status
+        self.text = text
+
+
+@dataclass(frozen=True)
+class TenantLimits:
+    max_tenants: int = DEFAULT_MAX_TENANTS
+    max_instances: int = DEFAULT_MAX_INSTANCES
+    journal_cap: int = DEFAULT_TENANT_JOURNAL_CAP
+    idle_timeout: float = DEFAULT_IDLE_TIMEOUT
+
+    def __post_init__(self) -> None:
+        if self.max_tenants < 0 or self.max_instances < 1 or self.idle_timeout <= 0:
+            raise ValueError("tenant limits: max_tenants >= 0, max_instances >= 1, idle_timeout > 0")
+        if not 0 <= self.journal_cap <= MAX_JOURNAL_CAP:
+            raise ValueError(f"tenant limits: the journal cap is from 0 to {MAX_JOURNAL_CAP}")
+
+
+@dataclass
+class Tenant:
+    id: str
+    fleet: Fleet
+    control_token: str
+    journal_cap: int  # the most this tenant's journal may keep (PUT /_mock/journal/config cannot raise it past)
+    created: datetime
+    last_used: datetime
+    idle_since: float  # the registry's monotonic clock at the last use
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "tenant": self.id,
+            "instances": list(self.fleet.names),
+            "created": self.created.isoformat(),
+            "last_used": self.last_used.isoformat(),
+        }
+
+
+class TenantRegistry(Protocol):
+    """Where tenants live. Every method is safe to call from several threads at once."""
+
+    limits: TenantLimits
+
+    def create(self, setup: FleetSetup) -> Tenant:
+        """A new tenant with a fleet built from `setup`; TenantError(429) past `limits.max_tenants`."""
+        ...
+
+    def get(self, tenant_id: str) -> Tenant | None:
+        """The tenant, or None (unknown, deleted or expired); does not count as a use."""
+        ...
+
+    def touch(self, tenant_id: str) -> Tenant | None:
+        """`get`, counted as a use: the tenant's idle time starts again."""
+        ...
+
+    def delete(self, tenant_id: str) -> bool:
+        """Remove the tenant; False when there was none."""
+        ...
+
+    def list(self) -> list[Tenant]:
+        """Every live tenant, oldest first."""
+        ...
+
+    def expire_idle(self) -> list[str]:
+        """Remove every tenant idle for `limits.idle_timeout` seconds or more; answers their ids."""
+        ...
+
+
+class MemoryTenantRegistry:
+    """Tenants in this process's memory. `monotonic` measures idle time (inject one to test expiry without
+    waiting); `wall` stamps `created` and `last_used`."""
+
+    def __init__(
+        self,
+        limits: TenantLimits | None = None,
+        *,
+        monotonic: Callable[[], float] = time.monotonic,
+        wall: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self.limits = limits or TenantLimits()
+        self._monotonic = monotonic
+        self._wall = wall
+        self._lock = threading.Lock()
+        self._tenants: dict[str, Tenant] = {}
+
+    def _expired(self, tenant: Tenant, now: float) -> bool:
+        return now - tenant.idle_since >= self.limits.idle_timeout
+
+    def _expire_locked(self, now: float) -> list[str]:
+        gone = [tid for tid, tenant in self._tenants.items() if self._expired(tenant, now)]
+        for tid in gone:
+            del self._tenants[tid]
+        return gone
+
+    def create(self, setup: FleetSetup) -> Tenant:
+        if len(setup.config.instances) > self.limits.max_instances:
+            raise TenantError(400, f"A tenant has at most {self.limits.max_instances} instances.")
+        fleet = Fleet.build(setup)  # outside the lock: building is the slow part
+        now, stamp = self._monotonic(), self._wall()
+        with self._lock:
+            self._expire_locked(now)
+            if len(self._tenants) >= self.limits.max_tenants:
+                raise TenantError(
+                    429,
+                    f"The server holds its most tenants ({self.limits.max_tenants}): delete one, or wait for an idle "
+                    "one to expire.",
+                )
+            tenant_id = secrets.token_urlsafe(ID_BYTES)
+            while tenant_id in self._tenants:  # 144 random bits: never in practice
+                tenant_id = secrets.token_urlsafe(ID_BYTES)
+            tenant = Tenant(tenant_id, fleet, secrets.token_urlsafe(TOKEN_BYTES), setup.journal_cap, stamp, stamp, now)
+            self._tenants[tenant_id] = tenant
+            return tenant
+
+    def get(self, tenant_id: str) -> Tenant | None:
+        now = self._monotonic()
+        with self._lock:
+            tenant = self._tenants.get(tenant_id)
+            if tenant is not None and self._expired(tenant, now):
+                del self._tenants[tenant_id]
+                return None
+            return tenant
+
+    def touch(self, tenant_id: str) -> Tenant | None:
+        now, stamp = self._monotonic(), self._wall()
+        with self._lock:
+            tenant = self._tenants.get(tenant_id)
+            if tenant is None:
+                return None
+            if self._expired(tenant, now):
+                del self._tenants[tenant_id]
+                return None
+            tenant.idle_since, tenant.last_used = now, stamp
+            return tenant
+
+    def delete(self, tenant_id: str) -> bool:
+        with self._lock:
+            return self._tenants.pop(tenant_id, None) is not None
+
+    def list(self) -> list[Tenant]:
+        now = self._monotonic()
+        with self._lock:
+            self._expire_locked(now)
+            return sorted(self._tenants.values(), key=lambda t: (t.created, t.id))
+
+    def expire_idle(self) -> list[str]:
+        now = self._monotonic()
+        with self._lock:
+            return self._expire_locked(now)
+
+    def __len__(self) -> int:
+        with self._lock:
+            return len(self._tenants)
+
+
+@contextmanager
+def _overrides_file(overrides: object) -> Iterator[str | None]:
+    """Inline overrides as the file `parse_fleet` reads: a YAML text, or a JSON object (JSON is YAML)."""
+    if overrides is None:
+        yield None
+        return
+    if isinstance(overrides, dict):
+        overrides = json.dumps(overrides)
+    if not isinstance(overrides, str):
+        raise TenantError(400, "overrides: a YAML document as a string, or a JSON object")
+    data = overrides.encode("utf-8", errors="replace")
+    if len(data) > MAX_OVERRIDES_BYTES:
+        raise TenantError(400, f"overrides: document is larger than {MAX_OVERRIDES_BYTES} bytes")
+    fd, path = tempfile.mkstemp(prefix="mockcore-overrides-", suffix=".yaml")
+    try:
+        with os.fdopen(fd, "wb") as out:
+            out.write(data)
+        yield path
+    finally:
+        os.unlink(path)
+
+
+def _typed(doc: dict[str, Any], name: str, kinds: tuple[type, ...], what: str) -> Any:
+    value = doc.get(name)
+    if value is not None and (isinstance(value, bool) or not isinstance(value, kinds)):
+        raise TenantError(400, f"{name}: expected {what}, not {type(value).__name__}")
+    return value
+
+
+def parse_tenant_request(doc: object, limits: TenantLimits) -> FleetSetup:
+    """The body of POST /_mock/tenants, checked: the JSON types here, every value by `parse_fleet` (the CLI's and
+    MockFleet's parser, with its messages). Raises TenantError(400) naming the field."""
+    if not isinstance(doc, dict):
+        raise TenantError(400, "Expected a JSON object.")
+    unknown = sorted(set(doc) - set(REQUEST_FIELDS))
+    if unknown:
+        raise TenantError(400, f"Unknown fields: {', '.join(map(str, unknown))}; known: {', '.join(REQUEST_FIELDS)}.")
+    given: dict[str, Any] = {
+        "instances": _typed(doc, "instances", (list,), "a list of instance names"),
+        "keys": _typed(doc, "keys", (list,), 'a list of "KEY[:SLOTS[:DAYS]]" texts'),
+        "seed": _typed(doc, "seed", (str, int), "a string or a whole number"),
+        "apikey": _typed(doc, "apikey", (str,), "a string"),
+        "admin": _typed(doc, "admin", (str,), '"USER:PASSWORD"'),
+        "profile": _typed(doc, "profile", (str,), "a string"),
+        "journal_cap": _typed(doc, "journal_cap", (int,), "a whole number"),
+    }
+    if given["instances"] is not None and len(given["instances"]) > limits.max_instances:
+        raise TenantError(400, f"instances: a tenant has at most {limits.max_instances} instances")
+    if given["journal_cap"] is None:
+        given["journal_cap"] = limits.journal_cap
+    elif not 0 <= given["journal_cap"] <= limits.journal_cap:
+        raise TenantError(400, f"journal_cap: from 0 to {limits.journal_cap} (the server's --tenant-journal-cap)")
+    arguments = {name: value for name, value in given.items() if value is not None}  # the rest: parse_fleet's defaults
+    with _overrides_file(doc.get("overrides")) as path:
+        try:
+            return parse_fleet(**arguments, overrides=path)
+        except ConfigError as exc:
+            # parse_fleet reads overrides from a file and names it; the file here is ours, not the client's.
+            text = str(exc).replace(f"{path}: ", "") if path is not None else str(exc)
+            raise TenantError(400, f"{exc.option}: {text}") from exc
