@@ -61,4 +61,5 @@ CATALOGUE: dict[str, CatalogueEntry] = {
     "E_NO_RIGHTS": CatalogueEntry(405, "Access denied"),
     "E_NAME_TAKEN": CatalogueEntry(400, "The name is already in use."),
     "E_UNKNOWN_ROLE": CatalogueEntry(400, "The role does not exist."),
+    "E_APIKEY_TAKEN": CatalogueEntry(400, "The API key is already in use."),
 }

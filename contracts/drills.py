@@ -1092,9 +1092,16 @@ def least_privilege(c: Checker) -> None:
             "auth.unknown-role",
             {"name": NOBODY, "password": "nobody", "roles": [unknown], "apikey": STRAY_APIKEY},
         ),
+        (
+            f"create a user on {a} whose API key is {READER}'s own",
+            "/admin/user",
+            "E_APIKEY_TAKEN",
+            "error.E_APIKEY_TAKEN",
+            {"name": NOBODY, "password": "nobody", "roles": [reader_role], "apikey": READER_APIKEY},
+        ),
     ):
         error(c, title, "POST", base + path, code, rule, headers=c.auth(a), json_body=doc)
-        if "apikey" in doc:  # no user was created: the key offered to it works nowhere
+        if doc.get("apikey") == STRAY_APIKEY:  # no user was created: the key offered to it works nowhere
             error(
                 c,
                 f"read the backup flag of {a} with the API key offered to the refused user",
@@ -1579,6 +1586,7 @@ DRILLS: tuple[Drill, ...] = (
             "error.E_NO_RIGHTS",
             "error.E_NAME_TAKEN",
             "error.E_UNKNOWN_ROLE",
+            "error.E_APIKEY_TAKEN",
         ),
         least_privilege,
         needs=(BACKUP_PATH, DEACTIVATION_PATH),

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import base64
+import re
 import secrets
 from collections import OrderedDict
 from dataclasses import dataclass, field
@@ -34,6 +35,14 @@ MAX_ROLES = 100
 MAX_USERS = 1000
 ADMIN_ID = 2  # the vendor's glue sets the admin's key at /admin/user/2 [obs]
 MAX_SESSIONS = 1000  # oldest logged-in session dropped past this, so /login floods cannot grow memory
+ROLE_ID = re.compile(r"0|[1-9][0-9]{0,8}")  # a role id as users' `roles` list it: ASCII digits, bounded, canonical
+
+
+def role_number(role_id: object) -> int | None:
+    """The role a users' `roles` entry names (`"3"` -> 3), or None when it is not an id (`"01"`, `"²"`)."""
+    if not isinstance(role_id, str) or not ROLE_ID.fullmatch(role_id):
+        return None
+    return int(role_id)
 
 
 @dataclass
@@ -100,7 +109,8 @@ class Accounts:
         """Area -> rights, the union over the user's roles (a role id the instance does not know grants nothing)."""
         granted: dict[str, set[str]] = {}
         for role_id in user.roles:
-            role = self.roles.get(int(role_id)) if role_id.isdigit() else None
+            number = role_number(role_id)
+            role = self.roles.get(number) if number is not None else None
             for area, rights in role.rights.items() if role else ():
                 granted.setdefault(area, set()).update(rights)
         return granted
@@ -117,6 +127,16 @@ class Accounts:
 
     def find(self, name: object, password: object) -> User | None:
         return next((u for u in self.users.values() if u.name == name and u.password == password), None)
+
+    def apikey_in_use(self, apikey: str, *, besides: User | None = None) -> bool:
+        """Whether `apikey` already stands for someone other than `besides`: the configured key (the
+        administrator's), a session, or another user's own key."""
+        if apikey in self.sessions:
+            return True
+        if apikey == self.configured_apikey:
+            return besides is None or besides.id != ADMIN_ID
+        holder = self.with_apikey(apikey)
+        return holder is not None and holder is not besides
 
     def with_apikey(self, apikey: str) -> User | None:
         """The user whose own key (set at /admin/user/{id}) is `apikey`."""

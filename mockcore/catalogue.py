@@ -48,6 +48,7 @@ class ErrorCode(StrEnum):
     NO_RIGHTS = "E_NO_RIGHTS"
     NAME_TAKEN = "E_NAME_TAKEN"
     UNKNOWN_ROLE = "E_UNKNOWN_ROLE"
+    APIKEY_TAKEN = "E_APIKEY_TAKEN"
 
 
 @dataclass(frozen=True)
@@ -111,6 +112,7 @@ DEFAULT_ENTRIES: Mapping[ErrorCode, CatalogueEntry] = {
     ErrorCode.NO_RIGHTS: CatalogueEntry(405, "Access denied"),
     ErrorCode.NAME_TAKEN: CatalogueEntry(400, "The name is already in use."),
     ErrorCode.UNKNOWN_ROLE: CatalogueEntry(400, "The role does not exist."),
+    ErrorCode.APIKEY_TAKEN: CatalogueEntry(400, "The API key is already in use."),
 }
 
 

@@ -10,12 +10,16 @@ its production, an offline backup marked online, a licensed state without terms)
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from datetime import date
 from enum import StrEnum
 
 from mockcore.catalogue import ErrorCode, LicenceError
+
+# A licence's node count (`max_node_count`, a string in the vendor's view): ASCII digits, bounded.
+NODE_COUNT = re.compile(r"[0-9]{1,9}")
 
 
 class LicenceState(StrEnum):

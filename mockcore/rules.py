@@ -18,10 +18,11 @@ from dataclasses import dataclass, replace
 from datetime import date, datetime
 from typing import Any
 
-from mockcore.accounts import ADMIN_ID, AREAS, MAX_ROLES, MAX_USERS, RIGHTS, Accounts, User
+from mockcore.accounts import ADMIN_ID, AREAS, MAX_ROLES, MAX_USERS, RIGHTS, Accounts, User, role_number
 from mockcore.catalogue import ErrorCode, LicenceError
 from mockcore.identity import ACTIVATION_KEY_RE, DEPLOYMENT_RE, is_valid_apikey
 from mockcore.lifecycle import (
+    NODE_COUNT,
     ActivationKey,
     Licence,
     LicenceFile,
@@ -301,7 +302,7 @@ class LicenceRules:
     def node_count(self, licence: Licence) -> int:
         """`/stat/nodes`' `max_node_count`: the licence's node count as a number (0 when unlicensed)."""
         count = licence.terms.max_node_count if licence.licensed and licence.terms else ""
-        return int(count) if count.isascii() and count.isdigit() else 0
+        return int(count) if NODE_COUNT.fullmatch(count) else 0
 
     def engines_listed(self, licence: Licence) -> bool:
         """An unlicensed instance lists no engines."""
@@ -373,7 +374,7 @@ class LicenceRules:
             raise LicenceError(ErrorCode.BAD_REQUEST)
         if not isinstance(display, str) or not isinstance(roles, list) or not roles:
             raise LicenceError(ErrorCode.BAD_REQUEST)
-        if not all(isinstance(r, str) and r.isdigit() for r in roles):
+        if not all(role_number(r) is not None for r in roles):
             raise LicenceError(ErrorCode.BAD_REQUEST)
         if api_key is not None and not (isinstance(api_key, str) and is_valid_apikey(api_key)):
             raise LicenceError(ErrorCode.APIKEY_FORMAT)
@@ -381,8 +382,10 @@ class LicenceRules:
             raise LicenceError(ErrorCode.BAD_REQUEST)  # memory stays bounded
         if any(u.name == name for u in accounts.users.values()):
             raise LicenceError(ErrorCode.NAME_TAKEN)
-        if not all(int(r) in accounts.roles for r in roles):
+        if not all(role_number(r) in accounts.roles for r in roles):
             raise LicenceError(ErrorCode.UNKNOWN_ROLE)
+        if api_key is not None and accounts.apikey_in_use(api_key):
+            raise LicenceError(ErrorCode.APIKEY_TAKEN)
         return name, password, list(roles), display, api_key
 
     def new_role(self, doc: Mapping[str, Any], accounts: Accounts) -> tuple[str, str, dict[str, list[str]]]:
@@ -427,6 +430,8 @@ class LicenceRules:
             raise LicenceError(ErrorCode.NOT_FOUND)
         if not isinstance(api_key, str) or not is_valid_apikey(api_key):
             raise LicenceError(ErrorCode.APIKEY_FORMAT)
+        if accounts.apikey_in_use(api_key, besides=user):
+            raise LicenceError(ErrorCode.APIKEY_TAKEN)
         return user, api_key
 
     # Request shapes

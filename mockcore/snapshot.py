@@ -12,11 +12,11 @@ from dataclasses import asdict, dataclass
 from datetime import date, datetime
 from typing import Any
 
-from mockcore.accounts import ADMIN_ID, AREAS, RIGHTS, Accounts, Role, User, administrator_role
+from mockcore.accounts import ADMIN_ID, ADMIN_ROLE, AREAS, RIGHTS, Accounts, Role, User, administrator_role, role_number
 from mockcore.clock import EARLIEST, LATEST
 from mockcore.config import FleetConfig
 from mockcore.identity import ACTIVATION_KEY_RE, DEPLOYMENT_RE
-from mockcore.lifecycle import ActivationKey, ImpossibleLicence, Licence, LicenceState, LicenceTerms
+from mockcore.lifecycle import NODE_COUNT, ActivationKey, ImpossibleLicence, Licence, LicenceState, LicenceTerms
 from mockcore.scanning import SCAN_STAMP, Scan, Scanning
 
 FORMAT = "mockcore-fleet/1"
@@ -105,6 +105,8 @@ def parse_terms(doc: Any, path: str) -> LicenceTerms:
     if not ACTIVATION_KEY_RE.fullmatch(key):
         raise InvalidSnapshot(f"{path}.activation_key: not an activation key")
     strings = {n: _need(doc[n], str, f"{path}.{n}") for n in names - {"activation_key", "expires"}}
+    if not NODE_COUNT.fullmatch(strings["max_node_count"]):
+        raise InvalidSnapshot(f"{path}.max_node_count: a node count, 1 to 9 digits")
     return LicenceTerms(activation_key=key, expires=_date(doc["expires"], f"{path}.expires"), **strings)
 
 
@@ -147,8 +149,8 @@ def parse_accounts(doc: dict[str, Any], path: str, admin: tuple[str, str], apike
         where = f"{path}.users[{index}]"
         _fields(raw, where, {"id", "name", "password", "roles", "api_key"}, frozenset({"display_name"}))
         roles = _need(raw["roles"], list, f"{where}.roles")
-        if not all(isinstance(r, str) for r in roles):
-            raise InvalidSnapshot(f"{where}.roles: expected strings")
+        if not all(role_number(r) is not None for r in roles):
+            raise InvalidSnapshot(f"{where}.roles: expected role ids, strings of 1 to 9 digits")
         api_key = raw["api_key"]
         if api_key is not None:
             _need(api_key, str, f"{where}.api_key")
@@ -165,6 +167,12 @@ def parse_accounts(doc: dict[str, Any], path: str, admin: tuple[str, str], apike
         raise InvalidSnapshot(f"{path}.users: the admin (id {ADMIN_ID}) is required; the configured API key is theirs")
     if len(users) != len(doc["users"]):
         raise InvalidSnapshot(f"{path}.users: two users share an id")
+    if ADMIN_ROLE not in users[ADMIN_ID].roles:
+        raise InvalidSnapshot(f"{path}.users: the admin (id {ADMIN_ID}) keeps the administrator role ({ADMIN_ROLE!r})")
+    own_keys = [u.api_key for u in users.values() if u.api_key]
+    others = [u.api_key for u in users.values() if u.api_key and u.id != ADMIN_ID]
+    if len(set(own_keys)) != len(own_keys) or apikey in others:
+        raise InvalidSnapshot(f"{path}.users: an API key stands for one user (the configured key is the admin's)")
     sessions = _need(doc["sessions"], dict, f"{path}.sessions")
     for session, user_id in sessions.items():
         if not isinstance(user_id, int) or user_id not in users:

@@ -73,6 +73,7 @@ SPEC_CATALOGUE: dict[ErrorCode, tuple[int, str | None]] = {
     ErrorCode.NO_RIGHTS: (405, "Access denied"),
     ErrorCode.NAME_TAKEN: (400, "The name is already in use."),
     ErrorCode.UNKNOWN_ROLE: (400, "The role does not exist."),
+    ErrorCode.APIKEY_TAKEN: (400, "The API key is already in use."),
 }
 
 # A well-formed activation key that no fleet holds.
@@ -347,6 +348,13 @@ def _unknown_role(make: FleetFactory) -> Arranged:
     return Arranged(running, lambda: running.core("a").request("POST", "/admin/user", json=user))
 
 
+def _apikey_taken(make: FleetFactory) -> Arranged:
+    running = make()
+    taken = running.apikey  # the configured key: the administrator's
+    user = {"name": "new", "password": "pw", "roles": ["1"], "apikey": taken}
+    return Arranged(running, lambda: running.core("a").request("POST", "/admin/user", json=user))
+
+
 CASES: dict[ErrorCode, Case] = {
     ErrorCode.ACCESS_MISSING: _access_missing,
     ErrorCode.ACCESS: _access,
@@ -383,6 +391,7 @@ CASES: dict[ErrorCode, Case] = {
     ErrorCode.NO_RIGHTS: _no_rights,
     ErrorCode.NAME_TAKEN: _name_taken,
     ErrorCode.UNKNOWN_ROLE: _unknown_role,
+    ErrorCode.APIKEY_TAKEN: _apikey_taken,
 }
 
 # E_ACTIVATION_UNREACHABLE needs a faulted activation server; fault rules arrive with the control plane in a later

@@ -321,6 +321,7 @@ def accounts() -> Accounts:
 
 APIKEY = "1a2b3c4d5e6f7a8b9c0d1e2f3a4b5c6d7e8f"
 OWN_KEY = "9f8e7d6c5b4a3f2e1d0c9b8a7f6e5d4c3b2a"
+FREE_KEY = "0a1b2c3d4e5f6a7b8c9d0e1f2a3b4c5d6e7f"
 
 
 @pytest.mark.parametrize(
@@ -366,11 +367,43 @@ def test_setting_a_users_key_needs_users_write_and_the_documented_format() -> No
     assert RULES.authorised("set-user-apikey", APIKEY, found) is found.users[2]
     with refused(ErrorCode.NO_RIGHTS):
         RULES.authorised("set-user-apikey", "s1", found)  # ops' role "2" is unknown here: no rights at all
-    assert RULES.apikey_change(3, APIKEY, found) == (ops, APIKEY)
+    assert RULES.apikey_change(3, FREE_KEY, found) == (ops, FREE_KEY)
+    assert RULES.apikey_change(3, OWN_KEY, found) == (ops, OWN_KEY)  # its own key again
+    assert RULES.apikey_change(2, APIKEY, found) == (found.users[2], APIKEY)  # the configured key is the admin's
     with refused(ErrorCode.NOT_FOUND):
-        RULES.apikey_change(9, APIKEY, found)
+        RULES.apikey_change(9, FREE_KEY, found)
     with refused(ErrorCode.APIKEY_FORMAT):
         RULES.apikey_change(3, "abc", found)
+    with refused(ErrorCode.APIKEY_TAKEN):
+        RULES.apikey_change(3, APIKEY, found)  # the administrator's configured key
+    with refused(ErrorCode.APIKEY_TAKEN):
+        RULES.apikey_change(2, OWN_KEY, found)  # ops' own key
+
+
+@pytest.mark.parametrize(
+    ("roles", "api_key", "code"),
+    [
+        (["1"], FREE_KEY, None),
+        (["1", "1"], None, None),
+        (["01"], None, ErrorCode.BAD_REQUEST),  # not how an id is written (else it would be role 1 by another name)
+        (["\u00b2"], None, ErrorCode.BAD_REQUEST),  # a superscript two is a Unicode digit, not an id
+        (["\u0661"], None, ErrorCode.BAD_REQUEST),  # an Arabic-Indic one, likewise
+        (["1" * 10], None, ErrorCode.BAD_REQUEST),  # ten digits: past the bound
+        (["9" * 9], None, ErrorCode.UNKNOWN_ROLE),
+        ([1], None, ErrorCode.BAD_REQUEST),
+        (["1"], APIKEY, ErrorCode.APIKEY_TAKEN),  # the configured key
+        (["1"], OWN_KEY, ErrorCode.APIKEY_TAKEN),  # another user's own key
+    ],
+)
+def test_a_new_users_roles_are_ids_and_its_key_is_nobody_elses(
+    roles: list[object], api_key: str | None, code: ErrorCode | None
+) -> None:
+    doc = {"name": "new", "password": "pw", "roles": roles, **({"apikey": api_key} if api_key else {})}
+    if code is None:
+        assert RULES.new_user(doc, accounts())[2] == roles
+    else:
+        with refused(code):
+            RULES.new_user(doc, accounts())
 
 
 @pytest.mark.parametrize(
@@ -433,7 +466,7 @@ def test_a_new_role(doc: dict[str, object], ok: bool | None) -> None:
     ("doc", "code"),
     [
         ({"name": "new", "password": "pw", "roles": ["1"]}, None),
-        ({"name": "new", "password": "pw", "roles": ["1"], "apikey": APIKEY}, None),
+        ({"name": "new", "password": "pw", "roles": ["1"], "apikey": FREE_KEY}, None),
         ({"name": "ops", "password": "pw", "roles": ["1"]}, ErrorCode.NAME_TAKEN),
         ({"name": "new", "password": "", "roles": ["1"]}, ErrorCode.BAD_REQUEST),
         ({"name": "new", "password": "pw", "roles": []}, ErrorCode.BAD_REQUEST),

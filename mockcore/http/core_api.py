@@ -31,7 +31,7 @@ class AsciiIntegerConverter(IntegerConverter):
     """A whole number in ASCII digits: werkzeug's `int` matches any Unicode digit (`/admin/user/٢` is user 2),
     where the contract's integer path parameter is digits 0-9."""
 
-    regex = r"[0-9]+"
+    regex = r"[0-9]{1,18}"  # bounded: a longer run of digits is no id here (404), not an overflow
 
 
 def create_core_app(fleet: Fleet, name: str) -> Flask:
