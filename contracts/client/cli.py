@@ -28,6 +28,16 @@ from contracts.target import TargetError
 @click.option("--apikey", help="The apikey to give the client (default: the mock's; with --url, log in as admin).")
 @click.option("--control-token", envvar="MOCKCORE_CONTROL_TOKEN", help="The mock's X-Mock-Control-Token.")
 @click.option(
+    "--tls",
+    is_flag=True,
+    help="Serve the mock the harness starts over HTTPS with a throwaway CA (the client gets its path as ca_path).",
+)
+@click.option(
+    "--ca",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="With an https --url: the CA file its certificate is signed with (`ca_cert` of mockcore serve --tls).",
+)
+@click.option(
     "--overrides",
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
     help="With --url: the fidelity overrides file the mock runs with (its error texts are expected).",
@@ -77,6 +87,8 @@ def client(
     url: str | None,
     apikey: str | None,
     control_token: str | None,
+    tls: bool,
+    ca: Path | None,
     overrides: Path | None,
     instances: tuple[str, ...],
     keys: tuple[str, ...],
@@ -101,6 +113,12 @@ def client(
     if overrides is not None and url is None:
         console.print("[bold red]error:[/] --overrides goes with --url (the mock the harness starts has none)")
         sys.exit(2)
+    if url is not None and tls:
+        console.print("[bold red]error:[/] --tls serves the mock the harness starts; with an https --url give --ca")
+        sys.exit(2)
+    if url is None and ca is not None:
+        console.print("[bold red]error:[/] --ca goes with --url (the CA of a running HTTPS mock)")
+        sys.exit(2)
     if url is not None and (instances or keys):
         console.print("[bold red]error:[/] --instance and --key describe the mock the harness starts; not with --url")
         sys.exit(2)
@@ -121,6 +139,8 @@ def client(
             keys=keys or DEFAULT_KEYS,
             call_timeout=call_timeout,
             overrides=overrides,
+            tls=tls,
+            ca=ca,
         )
     except (AdapterError, TargetError, ValueError) as exc:
         console.print(f"[bold red]error:[/] {exc}", markup=True)

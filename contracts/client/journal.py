@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from http import HTTPStatus
 from typing import Any
 
-from contracts.client.relay import LOST, RELAY_HEADER
+from contracts.client.relay import IMPOSTORS, LOST, RELAY_HEADER
 from contracts.exchange import Exchange
 
 SHOWN_HEADERS = ("apikey", "activation-key", "active-deployment-id", "content-type")
@@ -57,6 +57,11 @@ class Record:
         return str(self.entry.get("request_body") or "").encode("utf-8")
 
     @property
+    def body_size(self) -> int:
+        """The whole body's size in bytes (the journal keeps the first 16 KiB as text)."""
+        return int(self.entry.get("request_body_size") or 0)
+
+    @property
     def body_unknown(self) -> bool:
         """A connection a fault dropped before the body was read: the journal has the headers, not the body."""
         announced = str(self.entry.get("request_headers", {}).get("content-length") or "0")
@@ -75,6 +80,11 @@ class Record:
     def answer_lost(self) -> bool:
         """The relay threw this answer away: the instance carried the request out, the client never heard."""
         return (self.entry.get("request_headers") or {}).get(RELAY_HEADER) == LOST
+
+    @property
+    def through_impostor(self) -> bool:
+        """The request came through the harness's impostor (a certificate the client should have refused)."""
+        return (self.entry.get("request_headers") or {}).get(RELAY_HEADER) in IMPOSTORS
 
     @property
     def received(self) -> bool:

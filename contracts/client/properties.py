@@ -6,12 +6,18 @@ run in the order of that table, so the most specific property is the one named.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import json
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 from contracts.checks import Violation, describe
 from contracts.client.adapter import (
+    ACTIVATE,
     BACKUP_FLAG,
     LICENCE_INFO,
+    REGISTER_OFFLINE,
+    REGISTER_ONLINE,
+    UPLOAD_LICENCE,
     Call,
     Failure,
     OperationSpec,
@@ -22,6 +28,9 @@ from contracts.client.adapter import (
 from contracts.client.journal import Record
 from contracts.model import Outcome as Expected
 from contracts.spec import ContractSpec
+
+BODY_KEPT = 16 * 1024  # the journal keeps the first 16 KiB of a request body, as text
+DEFAULT_QUANTITY = 1  # the activation's `quantity` when the body has none (contracts/openapi.yaml)
 
 
 def check_requests(records: Sequence[Record], contract: ContractSpec) -> None:
@@ -54,10 +63,18 @@ def check_outcome(call: Call, spec: OperationSpec, outcome: Outcome, records: Se
     name = call.instance.name
     carried = relevant(records, spec, name)
     if not carried:
+        if not records and call.instance.ca_path and isinstance(outcome, Failure) and outcome.status is None:
+            raise Violation(
+                "verifies-tls",
+                f"the client was asked to {spec.summary} on {name} over HTTPS ({call.instance.url}) and reported that "
+                f"no answer came ({outcome.error!r}), but no request reached the instance: it does not trust the "
+                f"fleet's certificate, signed by the CA the instance's `ca_path` names ({call.instance.ca_path})",
+            )
         raise Violation(
             "sends-the-operation",
             f"the client was asked to {spec.summary} on {name} ({spec.method} {spec.path}) but sent {_sent(records)}",
         )
+    check_arguments(call, carried)
     received = [r for r in carried if r.received]
     applied = [r for r in carried if r.succeeded]
     last = carried[-1]
@@ -110,11 +127,92 @@ def check_outcome(call: Call, spec: OperationSpec, outcome: Outcome, records: Se
     if outcome.status != last_received.status or (
         server_err is not None and outcome.error.strip() != server_err.strip()
     ):
+        holds = (
+            f"`error` holds the answer's `err` text ({server_err!r})"
+            if server_err is not None
+            else "the answer has no `err` text (not a JSON object with `err`), so `error` may hold anything (the "
+            "answer's body is best); only the status is compared"
+        )
         raise Violation(
             "surfaces-server-error",
-            f"the server answered {last_received.answer()}, the client reported {describe_outcome(outcome)}",
+            f"the server answered {last_received.answer()}, the client reported {describe_outcome(outcome)}: the "
+            f"status must be the server's ({last_received.status}), and {holds}",
         )
     return carried
+
+
+def check_arguments(call: Call, carried: Sequence[Record]) -> None:
+    """`sends-given-arguments`: every request that carries the operation carries exactly the values the client was
+    given (key, quantity, production deployment, licence file bytes)."""
+    for number, record in enumerate(carried, 1):
+        problems = argument_problems(call.operation, call.arguments, record)
+        if problems:
+            which = f" (request {number} of {len(carried)})" if len(carried) > 1 else ""
+            raise Violation(
+                "sends-given-arguments",
+                f"the client was asked to {call.describe()}; {record.target()}{which} carries other values: "
+                + "; ".join(problems),
+            )
+
+
+def _differs(what: str, sent: object, given: str) -> str:
+    case = " (the same key in another case: keys are case-sensitive)" if str(sent).lower() == given.lower() else ""
+    return f"{what} is {sent!r}, the client was given {given!r}{case}"
+
+
+def argument_problems(operation: str, arguments: Mapping[str, Any], record: Record) -> list[str]:
+    """How one request's values differ from the call's arguments (nothing to say of a part the journal lacks)."""
+    problems: list[str] = []
+    if operation == ACTIVATE and not record.body_unknown:
+        try:
+            body = json.loads(record.body)
+        except ValueError:
+            return []  # not JSON: request-well-formed says so
+        if not isinstance(body, dict):
+            return []
+        if body.get("activationKey") != arguments["key"]:
+            problems.append(_differs("`activationKey`", body.get("activationKey"), arguments["key"]))
+        sent = body.get("quantity", DEFAULT_QUANTITY)
+        value = int(sent) if isinstance(sent, str) and sent.isdigit() else sent
+        if isinstance(value, bool) or value != arguments["quantity"]:
+            shown = "absent (the server takes 1)" if "quantity" not in body else repr(sent)
+            problems.append(f"`quantity` is {shown}, the client was given {arguments['quantity']!r}")
+    elif operation == REGISTER_ONLINE:
+        headers = record.headers
+        for header, name in (("activation-key", "key"), ("active-deployment-id", "production_deployment")):
+            if headers.get(header) != arguments[name]:
+                problems.append(_differs(f"the `{header}` header", headers.get(header), arguments[name]))
+    elif operation in (UPLOAD_LICENCE, REGISTER_OFFLINE) and not record.body_unknown:
+        given: bytes = arguments["licence"]
+        kept = given[:BODY_KEPT].decode("utf-8", errors="replace")
+        sent_text = record.body.decode("utf-8")
+        if record.body_size != len(given) or sent_text != kept:
+            at = next((i for i, (a, b) in enumerate(zip(sent_text, kept, strict=False)) if a != b), None)
+            where = f", first different at character {at}" if at is not None else ""
+            problems.append(
+                f"the body is {record.body_size} bytes, not the {len(given)} bytes of the licence file given{where} "
+                "(send the file's bytes exactly as issued)"
+            )
+    return problems
+
+
+def check_refuses_impostor(call: Call, outcome: Outcome, records: Sequence[Record], certificate: str) -> None:
+    """`verifies-tls`: given an URL whose certificate is `certificate` (another CA's, or another host's), the client
+    refuses the handshake (no request gets through) and reports that no answer came."""
+    through = [r for r in records if r.through_impostor]
+    if through:
+        raise Violation(
+            "verifies-tls",
+            f"the client was given {call.instance.url} for {call.instance.name}, served with {certificate}; it "
+            f"should have refused the handshake, yet it sent {_sent(through)} (does it disable verification, or "
+            "ignore the CA the instance's `ca_path` names?)",
+        )
+    if not (isinstance(outcome, Failure) and outcome.status is None):
+        raise Violation(
+            "verifies-tls",
+            f"the client refused {certificate} (no request got through), but reported {describe_outcome(outcome)} "
+            "instead of a failure with no answer (`status` null)",
+        )
 
 
 def _check_view(operation: str, outcome: Success, record: Record) -> None:

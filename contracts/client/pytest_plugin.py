@@ -8,12 +8,14 @@ Two ways in:
   harness and returns the `ClientReport`; `assert_client_passes(report)` fails the test with the readable report.
 
 Both use one mock fleet per test session (per xdist worker), started with `mockcore serve` on free ports the
-first time it is needed (or `--client-url` of a running mock). Nothing is imported or started otherwise.
+first time it is needed (over HTTPS with a throwaway CA with `--client-tls`), or `--client-url` of a running mock
+(`--client-ca` for an HTTPS one). Nothing is imported or started otherwise.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -24,6 +26,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--client-adapter", metavar="MODULE:CLASS", help="the Python adapter of the client under test")
     group.addoption("--client-command", metavar="COMMAND", help="the command adapter of the client under test")
     group.addoption("--client-url", metavar="URL", help="a running mock (default: start mockcore serve)")
+    group.addoption("--client-ca", metavar="FILE", help="the CA file of an HTTPS mock at --client-url")
+    group.addoption("--client-tls", action="store_true", help="serve the mock the plugin starts over HTTPS")
     group.addoption("--client-examples", type=int, default=None, help="generated sequences (default 25)")
     group.addoption("--client-steps", type=int, default=None, help="steps per generated sequence (default 10)")
     group.addoption("--client-derandomize", action="store_true", help="the same generated sequences every run")
@@ -36,26 +40,34 @@ def assert_client_passes(report: Any) -> None:
 
 
 @pytest.fixture(scope="session")
-def client_harness_mock(request: pytest.FixtureRequest) -> Iterator[tuple[str, str | None]]:
-    """(URL, apikey) of the mock fleet the harness uses: `--client-url`, or a `mockcore serve` of the session's."""
+def client_harness_mock(request: pytest.FixtureRequest) -> Iterator[tuple[Any, ...]]:
+    """(URL, apikey, CA file or None) of the mock fleet the harness uses: `--client-url` (and `--client-ca`), or a
+    `mockcore serve` of the session's (over HTTPS with `--client-tls`). A replacement may yield (URL, apikey)."""
     url = request.config.getoption("client_url")
     if url:
-        yield url, None
+        ca = request.config.getoption("client_ca")
+        yield url, None, Path(ca) if ca else None
         return
-    from contracts.client.serve import ServedMock
+    from contracts.client.serve import Certificates, ServedMock
 
-    with ServedMock.start() as served:
-        yield served.url, served.apikey
+    certificates = Certificates.make() if request.config.getoption("client_tls") else None
+    try:
+        with ServedMock.start(certificates=certificates) as served:
+            yield served.url, served.apikey, certificates.trust if certificates else None
+    finally:
+        if certificates is not None:
+            certificates.remove()
 
 
 @pytest.fixture
-def client_harness(request: pytest.FixtureRequest, client_harness_mock: tuple[str, str | None]) -> Callable[..., Any]:
+def client_harness(request: pytest.FixtureRequest, client_harness_mock: tuple[Any, ...]) -> Callable[..., Any]:
     """`client_harness(client, examples=..., steps=..., drills=..., derandomize=...)` -> ClientReport, where client
     is a Python adapter object or a command line; the options' settings are the defaults."""
     from contracts.client.harness import HarnessSettings
     from contracts.client.run import check_client
 
-    url, apikey = client_harness_mock
+    url, apikey, *more = client_harness_mock
+    ca = more[0] if more else None
     config = request.config
     defaults: dict[str, Any] = {
         "examples": config.getoption("client_examples"),
@@ -65,7 +77,7 @@ def client_harness(request: pytest.FixtureRequest, client_harness_mock: tuple[st
 
     def run(client: Any, **overrides: Any) -> Any:
         chosen = {k: v for k, v in {**defaults, **overrides}.items() if v is not None}
-        return check_client(client, url=url, apikey=apikey, settings=HarnessSettings(**chosen))
+        return check_client(client, url=url, apikey=apikey, ca=ca, settings=HarnessSettings(**chosen))
 
     return run
 

@@ -4,6 +4,7 @@ exchange the client had with the fleet (read back from the mock's journal)."""
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -15,7 +16,12 @@ PROPERTIES: dict[str, str] = {
     "adapter-protocol": "the adapter answered every call with a well-formed outcome (no crash, no timeout, JSON)",
     "request-well-formed": "every request the client sent keeps contracts/openapi.yaml (method, path, apikey, "
     "headers, body types, content types)",
+    "verifies-tls": "over HTTPS the client verifies the fleet's certificate with the CA `ca_path` names: it trusts "
+    "that CA, and refuses a certificate another CA signed or one for another host (no request, no answer reported)",
     "sends-the-operation": "the client sent the operation's request to the instance it was asked about",
+    "sends-given-arguments": "every request carrying the operation carries the values the client was given: the key "
+    "(its case too), the quantity (a string of digits counts as its number), the production's deployment, the "
+    "licence file's exact bytes",
     "no-false-success": "the client reported success only when the server answered success",
     "no-double-apply": "a retrying client does not apply an operation twice, nor report the refusal of a resend as "
     "the outcome of an operation the server had carried out (its answer lost)",
@@ -27,6 +33,27 @@ PROPERTIES: dict[str, str] = {
     "operation asked for (success or the catalogue error)",
     "fleet-matches-model": "after each call the fleet (licences, backup flags, slots) is where the model says",
 }
+
+
+# The rule of the rule inventory (contracts/rules.py) each property checks, for the properties that have one.
+PROPERTY_RULES: dict[str, str] = {
+    "sends-given-arguments": "client.sends-given-arguments",
+    "verifies-tls": "client.verifies-tls",
+}
+
+# Wording that composed messages can produce and a reader should not see: a location named twice ("body the body")
+# and a small word doubled ("the the"); nothing else is touched (answers are quoted verbatim).
+_REPEATS = (
+    (re.compile(r"\bbody the body\b"), "the body"),
+    (re.compile(r"\b(the|a|an|of|to|is|was|and|in|on|by) \1\b"), r"\1"),
+)
+
+
+def plain(text: str) -> str:
+    """`text` without the repeated words composed messages can have."""
+    for pattern, replacement in _REPEATS:
+        text = pattern.sub(replacement, text)
+    return text
 
 
 @dataclass
@@ -70,25 +97,34 @@ class ClientReport:
         if self.passed:
             lines.append(f"PASSED: every property held ({stats}).")
             return "\n".join(lines)
+        detail = plain(self.detail)
         lines.append(f"FAILED: property `{self.rule}` is broken ({self.phase}; {stats}).")
         if self.rule in PROPERTIES:
             lines.append(f"  the property: {PROPERTIES[self.rule]}")
-        lines.append(f"  what happened: {self.detail}")
+        lines.append(f"  what happened: {detail}")
         lines.append("")
-        lines.append(f"The smallest failing sequence found ({len(self.steps)} steps):")
+        lines.append(f"{self.sequence_heading()} ({len(self.steps)} steps):")
         for step in self.steps:
             lines.append("")
             lines.extend(_render_step(step, harness_exchanges))
         lines.append("")
-        lines.append(f"broken property: {self.rule}: {self.detail}")
+        lines.append(f"broken property: {self.rule}: {detail}")
         return "\n".join(lines)
+
+    def sequence_heading(self) -> str:
+        """Only a generated sequence is shrunk; a drill is shown as it ran, up to the step that broke."""
+        if self.phase.startswith("drill"):
+            return f"The {self.phase}, up to the step that broke the property"
+        if any("not deterministic" in note for note in self.notes):
+            return "The last failing sequence (not shrunk: the failure did not happen again)"
+        return "The smallest failing sequence found"
 
     def as_dict(self) -> dict[str, Any]:
         return {
             "client": self.client,
             "passed": self.passed,
             "rule": self.rule,
-            "detail": self.detail,
+            "detail": plain(self.detail),
             "phase": self.phase,
             "drills": self.drills,
             "examples": self.examples,

@@ -10,7 +10,8 @@ from contracts.client.adapter import ClientDriver, PythonClient
 from contracts.client.command import CommandClient
 from contracts.client.harness import HarnessSettings, run_harness
 from contracts.client.report import ClientReport
-from contracts.client.serve import DEFAULT_INSTANCES, DEFAULT_KEYS, ServedMock, connect
+from contracts.client.serve import DEFAULT_INSTANCES, DEFAULT_KEYS, Certificates, ServedMock, connect
+from contracts.target import TargetError
 
 
 def driver_for(client: Any, *, call_timeout: float = 30.0) -> ClientDriver:
@@ -33,22 +34,34 @@ def check_client(
     keys: Sequence[str] = DEFAULT_KEYS,
     call_timeout: float = 30.0,
     overrides: Path | None = None,
+    tls: bool = False,
+    ca: Path | None = None,
 ) -> ClientReport:
     """Validate `client` (a Python adapter object, a command line, or a driver) against the mock at `url`, or
     against a `mockcore serve` the harness starts and stops (with `overrides`, the fidelity overrides file the mock
-    at `url` runs with). Raises TargetError when the mock cannot be used."""
+    at `url` runs with). `tls`: the mock the harness starts serves HTTPS with a throwaway CA of the harness's;
+    `ca`: the CA file of an HTTPS mock at `url`. Raises TargetError when the mock cannot be used."""
+    if tls and url is not None:
+        raise TargetError("--tls serves the mock the harness starts over HTTPS; for an HTTPS mock at --url give --ca")
+    if ca is not None and url is None:
+        raise TargetError("--ca goes with --url (the CA of a running HTTPS mock); --tls makes the harness's own")
     driver = driver_for(client, call_timeout=call_timeout)
     served: ServedMock | None = None
+    certificates = Certificates.make() if tls else None
     try:
         if url is None:
-            served = ServedMock.start(instances, keys)
+            served = ServedMock.start(instances, keys, certificates)
             url, apikey = served.url, served.apikey
-        fleet = connect(url, apikey=apikey, control_token=control_token, overrides=overrides)
+        if certificates is not None:
+            ca = certificates.trust
+        fleet = connect(url, apikey=apikey, control_token=control_token, overrides=overrides, ca=ca)
         try:
-            return run_harness(driver, fleet, settings)
+            return run_harness(driver, fleet, settings, certificates)
         finally:
             fleet.connection.close()
     finally:
         driver.close()
         if served is not None:
             served.stop()
+        if certificates is not None:
+            certificates.remove()

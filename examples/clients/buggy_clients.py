@@ -12,6 +12,11 @@ with a report naming the broken property; `tests/test_client_harness.py` checks 
     LicenceAsJson               sends the licence file inside a JSON document        request-well-formed
     InventsErrors               reports its own error text, not the server's         surfaces-server-error
     AssumesSuccessWithoutAnswer reports success when the connection was lost         no-false-success
+    SendsFixedQuantity          activates with `quantity: 1` whatever it was asked   sends-given-arguments
+    UpperCasesKey               sends the activation key upper-cased                 sends-given-arguments
+    IgnoresCa                   turns certificate verification off (over HTTPS)      verifies-tls
+
+`IgnoresCa` is caught only over HTTPS (`mockcore-contracts client --tls`); over plain HTTP it is correct.
 """
 
 from __future__ import annotations
@@ -21,7 +26,7 @@ from typing import Any, ClassVar
 
 import requests
 
-from contracts.client import Failure, Outcome
+from contracts.client import Failure, Instance, Outcome
 from examples.clients.python_client.adapter import Adapter
 from examples.clients.python_client.licence_client import CoreError, LicenceClient, LicenceInfo, NoAnswer
 
@@ -168,3 +173,40 @@ class AssumesSuccessWithoutAnswer(Adapter):
     through), though the server may never have carried it out."""
 
     client_class = _AssumesSuccessClient
+
+
+class _FixedQuantityClient(LicenceClient):
+    def activate(self, key: str, quantity: int = 1, comment: str = "") -> None:
+        super().activate(key, 1, comment)  # the bug: "we only ever run one node"
+
+
+class SendsFixedQuantity(Adapter):
+    """Bug: activates with `quantity: 1` whatever quantity it was asked for (the server accepts it: only the
+    request, compared with the arguments given, shows it)."""
+
+    client_class = _FixedQuantityClient
+
+
+class _UpperCaseKeyClient(LicenceClient):
+    def activate(self, key: str, quantity: int = 1, comment: str = "") -> None:
+        super().activate(key.upper(), quantity, comment)  # the bug: "keys are case-insensitive"
+
+    def register_backup_online(self, key: str, production_deployment: str) -> str:
+        return super().register_backup_online(key.upper(), production_deployment)
+
+
+class UpperCasesKey(Adapter):
+    """Bug: upper-cases the activation key before sending it (activation and online backup registration); keys
+    are case-sensitive, so it sends another key."""
+
+    client_class = _UpperCaseKeyClient
+
+
+class IgnoresCa(Adapter):
+    """Bug: turns certificate verification off (`verify=False`) instead of trusting the CA the instance's
+    `ca_path` names, so it talks to an impostor with any certificate."""
+
+    def client(self, instance: Instance) -> LicenceClient:
+        client = super().client(instance)
+        client.verify = False  # the bug: "the certificate is self-signed anyway"
+        return client

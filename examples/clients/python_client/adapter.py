@@ -28,7 +28,7 @@ class Adapter:
         self.session = requests.Session()  # keep-alive across calls, as a long-lived client would
 
     def client(self, instance: Instance) -> LicenceClient:
-        return self.client_class(instance.url, instance.apikey, session=self.session)
+        return self.client_class(instance.url, instance.apikey, session=self.session, ca_path=instance.ca_path)
 
     def run(self, action: Callable[[], Any]) -> Outcome:
         try:

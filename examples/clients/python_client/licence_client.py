@@ -42,13 +42,23 @@ class LicenceInfo:
 
 
 class LicenceClient:
-    """One Core instance: its base URL and the `apikey` header to send."""
+    """One Core instance: its base URL and the `apikey` header to send; over HTTPS, `ca_path` is the CA file its
+    certificate is verified with (None: the system's CAs)."""
 
-    def __init__(self, base_url: str, apikey: str, *, timeout: float = 10.0, session: Any = None) -> None:
+    def __init__(
+        self,
+        base_url: str,
+        apikey: str,
+        *,
+        timeout: float = 10.0,
+        session: Any = None,
+        ca_path: str | None = None,
+    ) -> None:
         self.base_url = base_url.rstrip("/")
         self.apikey = apikey
         self.timeout = timeout
         self.session = session or requests.Session()
+        self.verify: bool | str = ca_path or True  # per request: REQUESTS_CA_BUNDLE would override a session's
 
     # HTTP
 
@@ -59,8 +69,10 @@ class LicenceClient:
         """Send once (twice after a 503); a refusal raises CoreError, no answer raises NoAnswer."""
         for attempt in (1, 2):
             try:
-                answer = self.session.request(method, self.base_url + path, timeout=self.timeout, **kwargs)
-            except (requests.ConnectionError, requests.Timeout) as exc:
+                answer = self.session.request(
+                    method, self.base_url + path, timeout=self.timeout, verify=self.verify, **kwargs
+                )
+            except (requests.ConnectionError, requests.Timeout) as exc:  # an SSLError (a refused certificate) too
                 raise NoAnswer(f"no answer to {method} {path}: {type(exc).__name__}") from exc
             if answer.status_code == 503 and attempt == 1:
                 time.sleep(RETRY_503_PAUSE)  # 503: not carried out, safe to send again

@@ -3,20 +3,27 @@
 # `mockcore-contracts client --command examples/clients/shell_client/client.sh`.
 #
 # Wire format (see docs/guides/validating-a-client.md): one JSON request on stdin
-#   {"operation": ..., "instance": {"name", "url", "apikey"}, "arguments": {...}}
+#   {"operation": ..., "instance": {"name", "url", "apikey", "ca_path"}, "arguments": {...}}
 # and one JSON outcome on stdout, exit status 0 either way:
 #   {"ok": true, "result": {...}} | {"ok": false, "status": 400, "error": "<err>"} | {"ok": false, "status": null, ...}
 #
-# CLIENT_BUG=form-encoded makes it buggy on purpose: it uploads licence files with curl's default
-# `Content-Type: application/x-www-form-urlencoded` instead of application/octet-stream.
+# Over HTTPS, `ca_path` is the CA file to verify the instance's certificate with (curl --cacert).
+#
+# CLIENT_BUG makes it buggy on purpose:
+#   form-encoded  it uploads licence files with curl's default `Content-Type: application/x-www-form-urlencoded`
+#                 instead of application/octet-stream;
+#   insecure      it turns certificate verification off (curl --insecure) instead of trusting ca_path.
 set -uo pipefail
 
 request=$(cat)
 # One jq call reads the request (and writes the activation body, JSON-escaped): jq starts slowly.
-eval "$(jq -r '@sh "op=\(.operation) url=\(.instance.url) apikey=\(.instance.apikey)
+eval "$(jq -r '@sh "op=\(.operation) url=\(.instance.url) apikey=\(.instance.apikey) ca=\(.instance.ca_path // "")
   key=\(.arguments.key // "") production=\(.arguments.production_deployment // "")
   licence=\(.arguments.licence_path // "") activation=\({activationKey: .arguments.key,
   quantity: .arguments.quantity, comment: "shell client"} | tojson)"' <<<"$request")"
+
+tls=()
+if [ "${CLIENT_BUG:-}" = "insecure" ]; then tls=(--insecure); elif [ -n "$ca" ]; then tls=(--cacert "$ca"); fi
 
 body_file=$(mktemp)
 trap 'rm -f "$body_file"' EXIT
@@ -25,7 +32,7 @@ trap 'rm -f "$body_file"' EXIT
 send() {
     local method=$1 path=$2
     shift 2
-    status=$(curl -sS -o "$body_file" -w '%{http_code}' --max-time 10 -X "$method" -H "apikey: $apikey" "$@" \
+    status=$(curl -sS -o "$body_file" -w '%{http_code}' --max-time 10 "${tls[@]}" -X "$method" -H "apikey: $apikey" "$@" \
         "$url$path" 2>/dev/null)
     curl_exit=$?
     if [ "$curl_exit" -ne 0 ] || [ "$status" = "000" ]; then status=""; fi
