@@ -1,0 +1,216 @@
+"""State stores (issue 13, parts 2 and 5): a write the store refuses changes nothing, and the fleet kept in memory,
+in an SQLite file or in PostgreSQL behaves the same.
+
+(a) A store that refuses a write: every kind of change (licences, slots, accounts, scans, the clock, reset, load, a
+    scenario, a read that sees a licence lost) answers a 5xx `{"err": ...}` and leaves the fleet's document, its
+    revision and the clock's setting as before; the next accepted write stores the right fleet. Once with a
+    listener that raises (in-process, over HTTP), once with a real SQLite failure: `mockcore serve --state FILE`
+    whose file size limit (RLIMIT_FSIZE, set on the running server with prlimit) stops the WAL from growing.
+(b) PostgreSQL (tests/postgres.py starts a throwaway server): the same operation sequence gives the same fleet on
+    memory, SQLite and PostgreSQL; two `mockcore serve --state postgresql://...` processes on one database never
+    give one slot twice under concurrent activations and each sees what the other committed; PostgreSQL stopped
+    mid-run gives 5xx and leaves memory as it was; started again, the servers resume.
+"""
+
+from __future__ import annotations
+
+import resource
+from collections.abc import Iterator
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+
+from mockcore.fleet import Fleet
+from tests.conftest import RunningFleet, serve_fleet
+from tests.serving import MockcoreProcess
+from tests.test_persistence import APIKEY, CONFIG, KEY_1, KEY_2, control, core, processes, serve, stored_document
+
+__all__ = ["processes"]  # a fixture of tests/test_persistence.py, used here too
+
+
+class RefusingStore:
+    """A listener standing for a store whose disk is full while `full` is set; else it keeps every document."""
+
+    def __init__(self, fleet: Fleet) -> None:
+        self.fleet = fleet
+        self.full = False
+        self.kept: dict[str, Any] | None = None
+
+    def __call__(self) -> None:
+        if self.full:
+            raise OSError(28, "No space left on device")
+        self.kept = self.fleet.committed()[1]
+
+
+def state_of(urls: dict[str, str]) -> dict[str, Any]:
+    response = requests.get(urls["a"] + "/_mock/state", timeout=10)
+    assert response.status_code == 200, response.text
+    return dict(response.json())
+
+
+def same_fleet(document: dict[str, Any], expected: dict[str, Any]) -> bool:
+    """Equal documents, but for a running clock's reading, which may have moved on by a few seconds."""
+    if not expected["clock"]["frozen"] and not document["clock"]["frozen"]:
+        moved = datetime.fromisoformat(document["clock"]["now"]) - datetime.fromisoformat(expected["clock"]["now"])
+        if abs(moved) > timedelta(seconds=5):
+            return False
+        document = {**document, "clock": expected["clock"]}
+    return document == expected
+
+
+# Each change as an HTTP request: (name, method, face, path, body)
+Request = tuple[str, str, str, str, dict[str, Any] | None]
+
+
+def _changes(deployment_c: str) -> list[Request]:
+    return [
+        ("activate", "POST", "a", "/admin/license/activation", {"activationKey": KEY_1}),
+        ("login", "POST", "a", "/login", {"user": "admin", "password": "admin"}),
+        ("scan", "POST", "a", "/file", None),
+        ("engine", "POST", "a", "/admin/engine/clamav_1_linux/disable", None),
+        ("advance the clock", "POST", "a", "/_mock/clock/advance", {"days": 3}),
+        ("freeze the clock", "PUT", "a", "/_mock/clock", {"frozen": True}),
+        (
+            "take a slot by hand",
+            "GET",
+            "activation_server",
+            f"/activation?key={KEY_2}&deployment={deployment_c}&quantity=1",
+            None,
+        ),
+        ("reset", "POST", "a", "/_mock/reset", None),
+        ("a scenario", "POST", "a", "/_mock/scenarios/production-with-online-backup", None),
+    ]
+
+
+def _send(running: RunningFleet, request: Request) -> requests.Response:
+    _, method, face, path, body = request
+    headers = {"apikey": APIKEY}
+    if request[0] == "scan":
+        return requests.post(running.urls[face] + path, data=b"hello", headers=headers, timeout=10)
+    return requests.request(method, running.urls[face] + path, json=body, headers=headers, timeout=10)
+
+
+@pytest.fixture
+def refusing() -> Iterator[tuple[RunningFleet, RefusingStore]]:
+    fleet = Fleet(CONFIG)
+    store = RefusingStore(fleet)
+    fleet.subscribe(store)
+    running = serve_fleet(fleet)
+    try:
+        yield running, store
+    finally:
+        running.server.stop()
+
+
+def test_a_refused_write_answers_5xx_and_changes_nothing(refusing: tuple[RunningFleet, RefusingStore]) -> None:
+    running, store = refusing
+    fleet = running.fleet
+    deployment_c = fleet.deployments()["c"]
+    for request in _changes(deployment_c):
+        before, revision = state_of(running.urls), fleet.revision
+        store.full = True
+        refused = _send(running, request)
+        assert refused.status_code >= 500, (request[0], refused.status_code, refused.text)
+        assert set(refused.json()) == {"err"}, request[0]
+        assert same_fleet(state_of(running.urls), before), request[0]
+        assert fleet.revision == revision, request[0]
+        store.full = False
+        accepted = _send(running, request)
+        assert accepted.status_code < 300, (request[0], accepted.text)
+        assert fleet.revision > revision, request[0]
+        assert store.kept is not None and same_fleet(store.kept, fleet.dump()), request[0]  # stores the right fleet
+
+
+def test_put_state_refused_by_the_store_changes_nothing(refusing: tuple[RunningFleet, RefusingStore]) -> None:
+    running, store = refusing
+    other = Fleet(CONFIG)
+    other.freeze_clock()
+    other.activate("b", KEY_2, 1)
+    before = state_of(running.urls)
+    store.full = True
+    refused = requests.put(running.urls["a"] + "/_mock/state", json=other.dump(), timeout=10)
+    assert refused.status_code >= 500 and "err" in refused.json()
+    assert same_fleet(state_of(running.urls), before)
+    store.full = False
+    assert requests.put(running.urls["a"] + "/_mock/state", json=other.dump(), timeout=10).status_code == 200
+    assert store.kept == other.dump()
+
+
+def test_a_read_that_sees_a_licence_lost_is_saved_or_undone() -> None:
+    """A read that sees an online licence whose slot is gone commits the loss (so a store shared by several
+    servers keeps it lost); if the store refuses that, the read answers 5xx and the licence is as it was."""
+    fleet = Fleet(CONFIG)
+    fleet.freeze_clock()
+    store = RefusingStore(fleet)
+    fleet.subscribe(store)
+    fleet.activate("a", KEY_2, 1)
+    fleet.release_slot(KEY_2, fleet.deployments()["a"])  # behind the instance's back
+    revision = fleet.revision
+    store.full = True
+    with pytest.raises(OSError, match="No space left"):
+        fleet.licence_info("a")
+    assert fleet.revision == revision
+    store.full = False
+    assert store.kept is not None and store.kept["instances"]["a"]["licence"]["state"] == "active"
+    assert "online_activated" not in fleet.licence_info("a")  # unlicensed now
+    assert fleet.revision == revision + 1
+    assert store.kept["instances"]["a"]["licence"]["state"] == "unlicensed"
+
+
+def test_a_failed_batch_leaves_revision_and_listeners_alone() -> None:
+    fleet = Fleet(CONFIG)
+    store = RefusingStore(fleet)
+    fleet.subscribe(store)
+    revision = fleet.revision
+    with pytest.raises(ValueError), fleet.batch():
+        fleet.activate("a", KEY_1, 1)
+        raise ValueError("the batch fails")
+    assert fleet.revision == revision and store.kept is None
+    assert fleet.slot_holders() == {KEY_1: [], KEY_2: []}
+
+
+# (a) A real SQLite failure: the state file may not grow
+
+
+def _file_sizes(state: Path) -> int:
+    return max(p.stat().st_size for p in (state, Path(f"{state}-wal")) if p.exists())
+
+
+def test_a_state_file_that_cannot_grow_answers_5xx_and_the_fleet_stays_as_the_file(
+    processes: list[MockcoreProcess], tmp_path: Path
+) -> None:
+    state = tmp_path / "fleet.db"
+    server = serve(processes, tmp_path / "run0", "--state", str(state))
+    assert server.process is not None
+    assert control(server, "PUT", "/clock", json={"frozen": True}).status_code == 200
+    assert core(server, "a", "POST", "/admin/license/activation", json={"activationKey": KEY_1}).status_code == 200
+    before = control(server, "GET", "/state").json()
+    assert stored_document(state) == before
+    limit = _file_sizes(state)
+    resource.prlimit(server.process.pid, resource.RLIMIT_FSIZE, (limit, limit))
+    try:
+        for path, body in [
+            ("/admin/license/activation", {"activationKey": KEY_2}),
+            ("/login", {"user": "admin", "password": "admin"}),
+        ]:
+            refused = core(server, "b", "POST", path, json=body)
+            assert refused.status_code >= 500 and set(refused.json()) == {"err"}, refused.text
+        assert control(server, "POST", "/clock/advance", json={"days": 1}).status_code >= 500
+        assert control(server, "POST", "/reset").status_code >= 500
+        assert control(server, "GET", "/state").json() == before
+        assert stored_document(state) == before
+        assert "cannot save the fleet" in server.stderr_path.read_text()
+    finally:
+        infinity = (resource.RLIM_INFINITY, resource.RLIM_INFINITY)
+        resource.prlimit(server.process.pid, resource.RLIMIT_FSIZE, infinity)
+    accepted = core(server, "b", "POST", "/admin/license/activation", json={"activationKey": KEY_2})
+    assert accepted.status_code == 200, accepted.text
+    after = control(server, "GET", "/state").json()
+    assert after != before and after["instances"]["b"]["licence"]["state"] == "active"
+    assert stored_document(state) == after
+    assert server.stop().returncode == 0
+    restarted = serve(processes, tmp_path / "run1", "--state", str(state))
+    assert control(restarted, "GET", "/state").json() == after
