@@ -9,12 +9,20 @@
 Starting and stopping take milliseconds (cheroot servers in daemon threads, see mockcore.server), so a test may
 run its own fleet; the pytest plugin (mockcore.pytest_plugin) shares one per test session and resets it between
 tests. `import mockcore` does not import this module (nor requests); `mockcore.MockFleet` does, on first use.
+
+A MockFleet may instead be a tenant of a running `mockcore serve --tenants` (docs/guides/team-service.md):
+
+    with MockFleet.remote("http://mock.ci:8008", token=TOKEN, instances=("prod", "backup")) as mock:
+        ...                                           # the same API: sessions, clock, reset, scenarios, state
+
+`start` creates the tenant (POST /_mock/tenants), `stop` deletes it, and what the in-process fleet does directly
+(the clock, reset, scenarios, state) goes over the tenant's control plane; `fleet` and `apps` are in-process only.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
-from datetime import datetime, timedelta
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -22,7 +30,7 @@ from typing import Any
 import requests
 
 from mockcore import scenarios
-from mockcore.config import KeyArgument, KeySpec, parse_fleet, parse_key
+from mockcore.config import FleetConfig, KeyArgument, KeySpec, parse_fleet, parse_key
 from mockcore.fleet import Fleet
 from mockcore.http.control_api import TOKEN_HEADER
 from mockcore.scenarios import ScenarioError
@@ -119,6 +127,89 @@ class FleetClockControl:
         return self._fleet.unfreeze_clock().now
 
 
+class TenantControl:
+    """A tenant's control plane over HTTP (`control` and `control_token` of POST /_mock/tenants): what a remote
+    MockFleet does where an in-process one calls its Fleet. A refusal raises `error` (ValueError by default) with
+    the control plane's `err` text."""
+
+    def __init__(self, base_url: str, token: str, timeout: float = DEFAULT_TIMEOUT) -> None:
+        self.http = BaseUrlSession(base_url, {TOKEN_HEADER: token}, timeout)
+
+    def call(self, method: str, path: str, body: object = None, error: type[Exception] = ValueError) -> Any:
+        response = self.http.request(method, path, json=body)
+        try:
+            document = response.json()
+        except ValueError:
+            document = None
+        if not response.ok:
+            text = document.get("err") if isinstance(document, dict) else None
+            raise error(text or f"{method} {path}: HTTP {response.status_code}")
+        return document
+
+    def close(self) -> None:
+        self.http.close()
+
+
+def _moment(document: dict[str, Any]) -> datetime:
+    return datetime.fromisoformat(document["now"])
+
+
+class RemoteClockControl:
+    """The clock of a remote tenant, moved over its control plane; the same methods as FleetClockControl."""
+
+    def __init__(self, control: Callable[[], TenantControl]) -> None:
+        self._control = control
+
+    def _call(self, method: str, path: str, body: object = None) -> datetime:
+        return _moment(self._control().call(method, path, body))
+
+    def now(self) -> datetime:
+        return self._call("GET", "/_mock/clock")
+
+    @property
+    def frozen(self) -> bool:
+        return bool(self._control().call("GET", "/_mock/clock")["frozen"])
+
+    def advance(
+        self,
+        delta: timedelta | None = None,
+        *,
+        days: float = 0,
+        hours: float = 0,
+        minutes: float = 0,
+        seconds: float = 0,
+    ) -> datetime:
+        step = (delta or timedelta(0)) + timedelta(days=days, hours=hours, minutes=minutes, seconds=seconds)
+        return self._call("POST", "/_mock/clock/advance", {"seconds": step.total_seconds()})
+
+    def set(self, moment: datetime | str) -> datetime:
+        if isinstance(moment, datetime):
+            moment = (moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)).isoformat()
+        return self._call("PUT", "/_mock/clock", {"now": moment})
+
+    def freeze(self) -> datetime:
+        return self._call("POST", "/_mock/clock/freeze")
+
+    def unfreeze(self) -> datetime:
+        return self._call("POST", "/_mock/clock/unfreeze")
+
+
+def tenant_request(config: FleetConfig, overrides: str | Path | None) -> dict[str, Any]:
+    """The body of POST /_mock/tenants for a configuration parsed already (seed-derived keys stay derived)."""
+    body: dict[str, Any] = {
+        "instances": list(config.instances),
+        "keys": [f"{spec.key or ''}:{spec.slots}:{spec.days}" for spec in config.keys],
+        "seed": config.seed,
+        "admin": f"{config.admin_user}:{config.admin_password}",
+        "profile": config.profile,
+    }
+    if config.apikey is not None:
+        body["apikey"] = config.apikey
+    if overrides is not None:
+        body["overrides"] = Path(overrides).read_text(encoding="utf-8")
+    return body
+
+
 class MockFleet:
     """A fleet of Core instances and its activation server, served on real (by default free) ports.
 
@@ -129,6 +220,10 @@ class MockFleet:
     file (docs/guides/test-double.md, "Fidelity overrides"). Arguments are checked by mockcore.config, as
     `mockcore serve` checks its flags, and a bad one raises ValueError (ConfigError); nothing listens until `start`
     (or `with`).
+
+    `tenant_server`: the base URL of a running `mockcore serve --tenants` (`tenant_server_token`: its control
+    token): `start` then creates a tenant there instead of serving here (see `remote`); the tenant's own control
+    token is `control_token`, and `host`, `ports` and `activation_port` do not apply.
     """
 
     def __init__(
@@ -145,6 +240,8 @@ class MockFleet:
         ports: Mapping[str, int] | None = None,
         activation_port: int = 0,
         profile: str = "5.6",
+        tenant_server: str | None = None,
+        tenant_server_token: str | None = None,
     ) -> None:
         setup = parse_fleet(
             instances,
@@ -161,10 +258,25 @@ class MockFleet:
             raise ValueError(f"ports for unknown instances: {', '.join(sorted(unknown_ports))}")
         if control_token is not None and not control_token:
             raise ValueError("the control token must not be empty")
+        if tenant_server is not None:
+            if control_token is not None or ports or activation_port or host != "127.0.0.1":
+                raise ValueError(
+                    "with tenant_server, the tenant server chooses the URLs and the tenant's control token: "
+                    "give no control_token, host, ports or activation_port"
+                )
+            if not tenant_server.startswith(("http://", "https://")):
+                raise ValueError(f"tenant_server: {tenant_server!r} is not an http(s) URL")
+            self._adopt(None, ServeOptions(), setup.config)
+            self._remote = (
+                tenant_server.rstrip("/"),
+                tenant_server_token or None,
+                tenant_request(setup.config, overrides),
+            )
+            return
         options = ServeOptions(
             host=host, instance_ports=dict(ports or {}), activation_port=activation_port, control_token=control_token
         )
-        self._adopt(Fleet.build(setup), options)
+        self._adopt(Fleet.build(setup), options, setup.config)
 
     @classmethod
     def serving(cls, fleet: Fleet, *, control_token: str | None = None) -> MockFleet:
@@ -172,44 +284,101 @@ class MockFleet:
         if control_token is not None and not control_token:
             raise ValueError("the control token must not be empty")
         mock = cls.__new__(cls)
-        mock._adopt(fleet, ServeOptions(control_token=control_token))
+        mock._adopt(fleet, ServeOptions(control_token=control_token), fleet.config)
         return mock
 
-    def _adopt(self, fleet: Fleet, options: ServeOptions) -> None:
-        self.fleet = fleet
+    @classmethod
+    def remote(cls, tenant_server: str, *, token: str | None = None, **arguments: Any) -> MockFleet:
+        """A fleet that is a tenant of the running `mockcore serve --tenants` at `tenant_server` (`token`: its
+        --control-token). `arguments` are MockFleet's (instances, keys, seed, apikey, admin, overrides, profile).
+        `start` creates the tenant, `stop` deletes it."""
+        return cls(tenant_server=tenant_server, tenant_server_token=token, **arguments)
+
+    def _adopt(self, fleet: Fleet | None, options: ServeOptions, config: FleetConfig) -> None:
+        self._fleet = fleet
+        self._config = config
         self.control_token = options.control_token
-        self.clock = FleetClockControl(fleet)
+        self.clock: FleetClockControl | RemoteClockControl = (
+            FleetClockControl(fleet) if fleet is not None else RemoteClockControl(self._control)
+        )
         self._options = options
         self._server: FleetServer | None = None
         self._urls: dict[str, str] = {}
+        self._remote: tuple[str, str | None, dict[str, Any]] | None = None
+        self._tenant: tuple[str, TenantControl] | None = None  # a remote fleet's tenant id and control plane
+
+    @property
+    def fleet(self) -> Fleet:
+        """The in-process Fleet (not for a tenant of a tenant server: its fleet lives in that server)."""
+        if self._fleet is None:
+            raise RuntimeError("this MockFleet is a tenant of a tenant server: it has no in-process Fleet")
+        return self._fleet
+
+    @property
+    def tenant(self) -> str | None:
+        """The tenant id on the tenant server while a remote fleet runs, else None."""
+        return self._tenant[0] if self._tenant is not None else None
+
+    def _control(self) -> TenantControl:
+        if self._tenant is None:
+            raise RuntimeError("the MockFleet is not running: use `with MockFleet(...) as mock:` or call start()")
+        return self._tenant[1]
 
     # Life cycle
 
     def start(self) -> MockFleet:
-        """Listen on every port (free ones unless given) and serve in background threads; answers self."""
-        if self._server is not None:
+        """Listen on every port (free ones unless given) and serve in background threads; answers self. A remote
+        fleet creates its tenant instead (RuntimeError with the server's reason when it refuses)."""
+        if self._server is not None or self._tenant is not None:
             raise RuntimeError("this MockFleet is already running")
+        if self._remote is not None:
+            return self._start_tenant(*self._remote)
         server = FleetServer(self.fleet, self._options)
         server.start()
         self._server, self._urls = server, server.urls()
         return self
 
+    def _start_tenant(self, url: str, token: str | None, body: dict[str, Any]) -> MockFleet:
+        headers = {TOKEN_HEADER: token} if token is not None else {}
+        with BaseUrlSession(url, headers) as http:
+            response = http.post("/_mock/tenants", json=body)
+        try:
+            document = response.json()
+        except ValueError:
+            document = {}
+        if response.status_code != 201:
+            raise RuntimeError(f"the tenant server at {url} refused a tenant: {document.get('err', response.reason)}")
+        self.control_token = document["control_token"]
+        self._urls = {**document["instances"], ACTIVATION: document["activation_server"]}
+        control = TenantControl(document["control"], self.control_token)
+        self._tenant = (document["tenant"], control)
+        return self
+
     def stop(self) -> None:
         """Stop serving and close every port; idempotent. The fleet's state stays (a later `start` serves it
-        again, on new free ports)."""
+        again, on new free ports). A remote fleet deletes its tenant, and its state with it."""
         server, self._server = self._server, None
         if server is not None:
             server.stop()
+        tenant, self._tenant = self._tenant, None
+        if tenant is not None and self._remote is not None:
+            tenant_id, control = tenant
+            headers = {TOKEN_HEADER: self.control_token or ""}
+            try:
+                with BaseUrlSession(self._remote[0], headers) as http:
+                    http.delete(f"/_mock/tenants/{tenant_id}")  # 404: expired already; either way it is gone
+            finally:
+                control.close()
 
     def apps(self) -> dict[str, Any]:
         """Face name -> its Flask app (before the fault and journal middleware), e.g. to list its routes."""
         if self._server is None:
-            raise RuntimeError("the MockFleet is not running")
+            raise RuntimeError("the MockFleet is not running" + (" here" if self._remote is not None else ""))
         return self._server.apps()
 
     @property
     def running(self) -> bool:
-        return self._server is not None
+        return self._server is not None or self._tenant is not None
 
     def __enter__(self) -> MockFleet:
         return self.start()
@@ -226,13 +395,13 @@ class MockFleet:
     # Where things are
 
     def _served(self) -> dict[str, str]:
-        if self._server is None:
+        if not self.running:
             raise RuntimeError("the MockFleet is not running: use `with MockFleet(...) as mock:` or call start()")
         return self._urls
 
     @property
     def instances(self) -> tuple[str, ...]:
-        return self.fleet.config.instances
+        return self._config.instances
 
     @property
     def urls(self) -> dict[str, str]:
@@ -247,12 +416,12 @@ class MockFleet:
     @property
     def apikey(self) -> str:
         """The configured API key every instance accepts in the `apikey` header."""
-        return self.fleet.config.resolved_apikey
+        return self._config.resolved_apikey
 
     @property
     def keys(self) -> list[str]:
         """The activation keys as configured (seed-derived ones resolved)."""
-        return [spec.key or "" for spec in self.fleet.config.resolved_keys()]
+        return [spec.key or "" for spec in self._config.resolved_keys()]
 
     @property
     def key(self) -> str:
@@ -262,6 +431,9 @@ class MockFleet:
     @property
     def deployments(self) -> dict[str, str]:
         """Instance name -> deployment id (stable for a name and seed)."""
+        if self._remote is not None:
+            instances = self._control().call("GET", "/_mock/state")["instances"]
+            return {name: instance["deployment"] for name, instance in instances.items()}
         return self.fleet.deployments()
 
     def session(self, name: str, *, apikey: str | None = "", timeout: float = DEFAULT_TIMEOUT) -> BaseUrlSession:
@@ -283,6 +455,9 @@ class MockFleet:
 
     def reset(self) -> None:
         """Back to the start state: licences, slots, users, sessions, scans, fault rules and the clock."""
+        if self._remote is not None:
+            self._control().call("POST", "/_mock/reset")
+            return
         self.fleet.reset()
 
     def scenario(self, name: str) -> None:
@@ -291,7 +466,10 @@ class MockFleet:
         if name not in scenarios.SCENARIOS:
             raise ScenarioError(f"unknown scenario {name!r}; known scenarios: {', '.join(scenarios.SCENARIOS)}")
         try:
-            scenarios.apply(self.fleet, name)
+            if self._remote is not None:
+                self._control().call("POST", f"/_mock/scenarios/{name}", error=ScenarioError)
+            else:
+                scenarios.apply(self.fleet, name)
         except ScenarioError as exc:
             raise ScenarioError(f"scenario {name!r}: {exc}") from exc
 
@@ -302,17 +480,27 @@ class MockFleet:
 
     def state(self) -> dict[str, Any]:
         """The whole fleet as a JSON-ready document (what `GET /_mock/state` answers)."""
+        if self._remote is not None:
+            return dict(self._control().call("GET", "/_mock/state"))
         return self.fleet.dump()
 
     def load_state(self, document: object) -> None:
         """Replace the whole fleet with a `state()` document; an invalid one raises InvalidSnapshot (a ValueError)
         and changes nothing."""
+        if self._remote is not None:
+            self._control().call("PUT", "/_mock/state", document, error=InvalidSnapshot)
+            return
         self.fleet.load(document)
 
     def states(self) -> dict[str, str]:
         """Instance name -> licence state (`unlicensed`, `active`, `backup-online`, `backup-offline`)."""
+        if self._remote is not None:
+            instances = self._control().call("GET", "/_mock/view")["instances"]
+            return {name: str(instance["state"]) for name, instance in instances.items()}
         return {name: state.value for name, state in self.fleet.states().items()}
 
     def slot_holders(self) -> dict[str, list[str]]:
         """Activation key -> deployment ids holding one of its slots."""
+        if self._remote is not None:
+            return dict(self._control().call("GET", "/_mock/slots")["holders"])
         return self.fleet.slot_holders()

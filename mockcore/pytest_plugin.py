@@ -13,7 +13,9 @@ Options (command line, else ini, else the default): `--mockcore-instances` / `mo
 `--mockcore-key` / `mockcore_keys` (repeatable, `KEY[:SLOTS[:DAYS]]`; default one seed key with 2 slots),
 `--mockcore-seed` / `mockcore_seed`, `--mockcore-apikey` / `mockcore_apikey`, `--mockcore-admin` /
 `mockcore_admin`, `--mockcore-control-token` / `mockcore_control_token`, `--mockcore-overrides` /
-`mockcore_overrides`.
+`mockcore_overrides`, `--mockcore-tenant-server` / `mockcore_tenant_server` with `--mockcore-tenant-server-token` /
+`mockcore_tenant_server_token` (the fleet is a tenant of that running `mockcore serve --tenants`, created when the
+session first needs it and deleted at its end: docs/guides/team-service.md).
 
 Nothing heavy is imported and nothing starts unless a test uses a fixture. Under pytest-xdist every worker is its
 own process with its own session fixture, hence its own fleet on its own free ports: workers share nothing.
@@ -41,6 +43,18 @@ _SETTINGS: tuple[tuple[str, str, str, str], ...] = (
     ("--mockcore-control-token", "mockcore_control_token", "control_token", "token the /_mock/ control plane demands"),
     ("--mockcore-overrides", "mockcore_overrides", "overrides", "fidelity overrides file (YAML)"),
     ("--mockcore-profile", "mockcore_profile", "profile", "the line of Core emulated: 5.6 (default) or 4.18"),
+    (
+        "--mockcore-tenant-server",
+        "mockcore_tenant_server",
+        "tenant_server",
+        "URL of a running `mockcore serve --tenants`: the session's fleet is a tenant there, not served here",
+    ),
+    (
+        "--mockcore-tenant-server-token",
+        "mockcore_tenant_server_token",
+        "tenant_server_token",
+        "the tenant server's --control-token",
+    ),
 )
 _KEY_HELP = "activation key KEY[:SLOTS[:DAYS]], repeatable; an empty KEY is the seed's (default: one seed key, 2 slots)"
 
