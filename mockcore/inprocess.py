@@ -42,6 +42,7 @@ __all__ = [
     "DEFAULT_INSTANCES",
     "DEFAULT_KEYS",
     "BaseUrlSession",
+    "ClockControl",
     "FleetClockControl",
     "InvalidSnapshot",
     "KeySpec",
@@ -82,19 +83,30 @@ class BaseUrlSession(requests.Session):
         return super().request(method, _join(self.base_url, url), *args, **kwargs)
 
 
-class FleetClockControl:
-    """The fleet's clock, moved in-process (the same effect as the control plane's `/_mock/clock` calls).
-    Every method answers the fleet's now after the change."""
-
-    def __init__(self, fleet: Fleet) -> None:
-        self._fleet = fleet
+class ClockControl:
+    """A fleet's clock as `MockFleet.clock` moves it; every method answers the fleet's now after the change.
+    `FleetClockControl` moves an in-process fleet's, `RemoteClockControl` a tenant's over its control plane."""
 
     def now(self) -> datetime:
-        return self._fleet.now()
+        raise NotImplementedError
 
     @property
     def frozen(self) -> bool:
-        return self._fleet.clock().frozen
+        raise NotImplementedError
+
+    def _advance(self, step: timedelta) -> datetime:
+        raise NotImplementedError
+
+    def _set(self, moment: datetime) -> datetime:
+        raise NotImplementedError
+
+    def freeze(self) -> datetime:
+        """Stop the clock where it is (`set` and `advance` still move it)."""
+        raise NotImplementedError
+
+    def unfreeze(self) -> datetime:
+        """Let the clock run again from where it stands."""
+        raise NotImplementedError
 
     def advance(
         self,
@@ -107,7 +119,7 @@ class FleetClockControl:
     ) -> datetime:
         """Move the clock by `delta` and/or the named amounts (negative moves back)."""
         step = (delta or timedelta(0)) + timedelta(days=days, hours=hours, minutes=minutes, seconds=seconds)
-        return self._fleet.advance_clock(step).now
+        return self._advance(step)
 
     def set(self, moment: datetime | str) -> datetime:
         """Move the clock to `moment`: a datetime (naive means UTC) or an ISO 8601 text with an offset."""
@@ -116,14 +128,32 @@ class FleetClockControl:
                 moment = parse_datetime(moment, "moment")
             except InvalidSnapshot as exc:
                 raise ValueError(str(exc)) from exc
+        return self._set(moment)
+
+
+class FleetClockControl(ClockControl):
+    """The fleet's clock, moved in-process (the same effect as the control plane's `/_mock/clock` calls)."""
+
+    def __init__(self, fleet: Fleet) -> None:
+        self._fleet = fleet
+
+    def now(self) -> datetime:
+        return self._fleet.now()
+
+    @property
+    def frozen(self) -> bool:
+        return self._fleet.clock().frozen
+
+    def _advance(self, step: timedelta) -> datetime:
+        return self._fleet.advance_clock(step).now
+
+    def _set(self, moment: datetime) -> datetime:
         return self._fleet.set_clock(moment).now
 
     def freeze(self) -> datetime:
-        """Stop the clock where it is (`set` and `advance` still move it)."""
         return self._fleet.freeze_clock().now
 
     def unfreeze(self) -> datetime:
-        """Let the clock run again from where it stands."""
         return self._fleet.unfreeze_clock().now
 
 
@@ -154,8 +184,8 @@ def _moment(document: dict[str, Any]) -> datetime:
     return datetime.fromisoformat(document["now"])
 
 
-class RemoteClockControl:
-    """The clock of a remote tenant, moved over its control plane; the same methods as FleetClockControl."""
+class RemoteClockControl(ClockControl):
+    """The clock of a remote tenant, moved over its control plane (`/_mock/clock`)."""
 
     def __init__(self, control: Callable[[], TenantControl]) -> None:
         self._control = control
@@ -170,22 +200,12 @@ class RemoteClockControl:
     def frozen(self) -> bool:
         return bool(self._control().call("GET", "/_mock/clock")["frozen"])
 
-    def advance(
-        self,
-        delta: timedelta | None = None,
-        *,
-        days: float = 0,
-        hours: float = 0,
-        minutes: float = 0,
-        seconds: float = 0,
-    ) -> datetime:
-        step = (delta or timedelta(0)) + timedelta(days=days, hours=hours, minutes=minutes, seconds=seconds)
+    def _advance(self, step: timedelta) -> datetime:
         return self._call("POST", "/_mock/clock/advance", {"seconds": step.total_seconds()})
 
-    def set(self, moment: datetime | str) -> datetime:
-        if isinstance(moment, datetime):
-            moment = (moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)).isoformat()
-        return self._call("PUT", "/_mock/clock", {"now": moment})
+    def _set(self, moment: datetime) -> datetime:
+        moment = moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)  # naive means UTC
+        return self._call("PUT", "/_mock/clock", {"now": moment.isoformat()})
 
     def freeze(self) -> datetime:
         return self._call("POST", "/_mock/clock/freeze")
@@ -298,9 +318,7 @@ class MockFleet:
         self._fleet = fleet
         self._config = config
         self.control_token = options.control_token
-        self.clock: FleetClockControl | RemoteClockControl = (
-            FleetClockControl(fleet) if fleet is not None else RemoteClockControl(self._control)
-        )
+        self.clock: ClockControl = FleetClockControl(fleet) if fleet is not None else RemoteClockControl(self._control)
         self._options = options
         self._server: FleetServer | None = None
         self._urls: dict[str, str] = {}
