@@ -4,8 +4,8 @@ in an SQLite file or in PostgreSQL behaves the same.
 (a) A store that refuses a write: every kind of change (licences, slots, accounts, scans, the clock, reset, load, a
     scenario, a read that sees a licence lost) answers a 5xx `{"err": ...}` and leaves the fleet's document, its
     revision and the clock's setting as before; the next accepted write stores the right fleet. Once with a
-    listener that raises (in-process, over HTTP), once with a real SQLite failure: `mockcore serve --state FILE`
-    whose file size limit (RLIMIT_FSIZE, set on the running server with prlimit) stops the WAL from growing.
+    listener that raises (in-process, over HTTP), and with real SQLite failures: a file size limit (RLIMIT_FSIZE)
+    that stops the WAL from growing, and another program holding SQLite's write lock (`mockcore serve --state`).
 (b) PostgreSQL (tests/postgres.py starts a throwaway server): the same operation sequence gives the same fleet on
     memory, SQLite and PostgreSQL; two `mockcore serve --state postgresql://...` processes on one database never
     give one slot twice under concurrent activations and each sees what the other committed; PostgreSQL stopped
@@ -14,8 +14,10 @@ in an SQLite file or in PostgreSQL behaves the same.
 
 from __future__ import annotations
 
+import contextlib
 import resource
-from collections.abc import Iterator
+import sqlite3
+from collections.abc import Callable, Iterator
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -24,9 +26,20 @@ import pytest
 import requests
 
 from mockcore.fleet import Fleet
+from mockcore.persistence import StateFileError, StateStore
 from tests.conftest import RunningFleet, serve_fleet
 from tests.serving import MockcoreProcess
-from tests.test_persistence import APIKEY, CONFIG, KEY_1, KEY_2, control, core, processes, serve, stored_document
+from tests.test_persistence import (
+    APIKEY,
+    CONFIG,
+    KEY_1,
+    KEY_2,
+    control,
+    core,
+    processes,
+    serve,
+    stored_document,
+)
 
 __all__ = ["processes"]  # a fixture of tests/test_persistence.py, used here too
 
@@ -179,38 +192,59 @@ def _file_sizes(state: Path) -> int:
     return max(p.stat().st_size for p in (state, Path(f"{state}-wal")) if p.exists())
 
 
-def test_a_state_file_that_cannot_grow_answers_5xx_and_the_fleet_stays_as_the_file(
+def test_a_state_file_that_cannot_grow_refuses_the_change_and_the_fleet_stays_as_the_file(tmp_path: Path) -> None:
+    """Disk full, for real: this process's file size limit (RLIMIT_FSIZE, soft, restored after) is lowered to
+    the size of the state file and its WAL, so SQLite cannot append (EFBIG; Python ignores SIGXFSZ):
+    "disk I/O error". The fleet stays as the file; once the limit is lifted the next change is saved."""
+    state = tmp_path / "fleet.db"
+    fleet = Fleet(CONFIG)
+    fleet.freeze_clock()
+    with StateStore.open(state, fleet):
+        fleet.activate("a", KEY_1, 1)
+        before, revision = fleet.dump(), fleet.revision
+        soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
+        limit = max(state.stat().st_size, Path(f"{state}-wal").stat().st_size)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, hard))
+        try:
+            refusals: list[Callable[[], object]] = [
+                lambda: fleet.activate("b", KEY_2, 1),
+                lambda: fleet.login("b", "admin", "admin"),
+                lambda: fleet.advance_clock(timedelta(days=1)),
+                fleet.reset,
+                lambda: fleet.scan("a", b"hello", "hello.txt"),
+            ]
+            for refused in refusals:
+                with pytest.raises(StateFileError, match="cannot save the fleet: disk I/O error"):
+                    refused()
+                assert fleet.dump() == before and fleet.revision == revision
+        finally:
+            resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
+        assert stored_document(state) == before
+        fleet.activate("b", KEY_2, 1)
+        after = fleet.dump()
+        assert after["instances"]["b"]["licence"]["state"] == "active"
+        assert stored_document(state) == after
+
+
+def test_a_state_file_locked_by_another_writer_answers_5xx_then_recovers(
     processes: list[MockcoreProcess], tmp_path: Path
 ) -> None:
+    """Another program holding SQLite's write lock past the busy timeout: the save fails ("database is locked"),
+    the fleet stays as the file; once the lock is let go the next change is saved, in the same server."""
     state = tmp_path / "fleet.db"
     server = serve(processes, tmp_path / "run0", "--state", str(state))
-    assert server.process is not None
     assert control(server, "PUT", "/clock", json={"frozen": True}).status_code == 200
-    assert core(server, "a", "POST", "/admin/license/activation", json={"activationKey": KEY_1}).status_code == 200
     before = control(server, "GET", "/state").json()
-    assert stored_document(state) == before
-    limit = _file_sizes(state)
-    resource.prlimit(server.process.pid, resource.RLIMIT_FSIZE, (limit, limit))
-    try:
-        for path, body in [
-            ("/admin/license/activation", {"activationKey": KEY_2}),
-            ("/login", {"user": "admin", "password": "admin"}),
-        ]:
-            refused = core(server, "b", "POST", path, json=body)
-            assert refused.status_code >= 500 and set(refused.json()) == {"err"}, refused.text
-        assert control(server, "POST", "/clock/advance", json={"days": 1}).status_code >= 500
-        assert control(server, "POST", "/reset").status_code >= 500
+    with contextlib.closing(sqlite3.connect(state, isolation_level=None)) as other:
+        other.execute("BEGIN IMMEDIATE")
+        refused = core(server, "a", "POST", "/admin/license/activation", json={"activationKey": KEY_1})
+        assert refused.status_code >= 500 and set(refused.json()) == {"err"}, refused.text
         assert control(server, "GET", "/state").json() == before
-        assert stored_document(state) == before
-        assert "cannot save the fleet" in server.stderr_path.read_text()
-    finally:
-        infinity = (resource.RLIM_INFINITY, resource.RLIM_INFINITY)
-        resource.prlimit(server.process.pid, resource.RLIMIT_FSIZE, infinity)
-    accepted = core(server, "b", "POST", "/admin/license/activation", json={"activationKey": KEY_2})
+        other.execute("ROLLBACK")
+    assert "database is locked" in server.stderr_path.read_text()
+    assert stored_document(state) == before
+    accepted = core(server, "a", "POST", "/admin/license/activation", json={"activationKey": KEY_1})
     assert accepted.status_code == 200, accepted.text
     after = control(server, "GET", "/state").json()
-    assert after != before and after["instances"]["b"]["licence"]["state"] == "active"
+    assert after["instances"]["a"]["licence"]["state"] == "active"
     assert stored_document(state) == after
-    assert server.stop().returncode == 0
-    restarted = serve(processes, tmp_path / "run1", "--state", str(state))
-    assert control(restarted, "GET", "/state").json() == after
