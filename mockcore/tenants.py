@@ -67,7 +67,7 @@ class Tenant:
     id: str
     fleet: Fleet
     control_token: str
-    journal_cap: int  # the most this tenant's journal may keep (PUT /_mock/journal/config cannot raise it past)
+    journal_cap: int  # the ceiling of its journal's cap (PUT /_mock/journal/config is refused past it)
     created: datetime
     last_used: datetime
     idle_since: float  # the registry's monotonic clock at the last use
@@ -153,7 +153,8 @@ class MemoryTenantRegistry:
             tenant_id = secrets.token_urlsafe(ID_BYTES)
             while tenant_id in self._tenants:  # 144 random bits: never in practice
                 tenant_id = secrets.token_urlsafe(ID_BYTES)
-            tenant = Tenant(tenant_id, fleet, secrets.token_urlsafe(TOKEN_BYTES), setup.journal_cap, stamp, stamp, now)
+            token = secrets.token_urlsafe(TOKEN_BYTES)
+            tenant = Tenant(tenant_id, fleet, token, self.limits.journal_cap, stamp, stamp, now)
             self._tenants[tenant_id] = tenant
             return tenant
 

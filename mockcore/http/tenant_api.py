@@ -61,7 +61,7 @@ def tenant_document(base: str, tenant: Tenant) -> dict[str, Any]:
             {"key": k.key, "slots": k.slots, "expires": format_expiration(k.terms.expires)}
             for k in tenant.fleet.activation_keys()
         ],
-        "journal_cap": tenant.journal_cap,
+        "journal_cap": tenant.fleet.journal_cap,
         **{name: value for name, value in tenant.summary().items() if name not in ("tenant", "instances")},
     }
 
