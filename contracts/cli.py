@@ -232,8 +232,10 @@ def _print(console: Console, run: ServerRun, record: Path | None) -> None:
 
 
 from contracts.client.cli import client  # noqa: E402  (the `client` command lives in its own package)
+from contracts.client.workflow_cli import workflows  # noqa: E402
 
 main.add_command(client)
+main.add_command(workflows)
 
 
 if __name__ == "__main__":

@@ -261,6 +261,15 @@ def check_outcome(value: object, operation: str) -> Outcome:
 def load_adapter(reference: str) -> ClientAdapter:
     """`module:Class` or `path/to/file.py:Class` -> an instance (the class is called without arguments). The
     current directory is importable, as for `python -m`."""
+    adapter = instantiate(reference)
+    missing = [name for name in OPERATIONS if not callable(getattr(adapter, name, None))]
+    if missing:
+        raise AdapterError(f"{reference} lacks the method(s) {', '.join(missing)} of the adapter protocol")
+    return adapter  # type: ignore[no-any-return]
+
+
+def instantiate(reference: str) -> Any:
+    """`module:Class` or `path/to/file.py:Class` -> an instance of the class, called without arguments."""
     module_name, sep, class_name = reference.partition(":")
     if not sep or not module_name or not class_name:
         raise AdapterError(f"an adapter is MODULE:CLASS (or FILE.py:CLASS), got {reference!r}")
@@ -286,48 +295,42 @@ def load_adapter(reference: str) -> ClientAdapter:
     if not isinstance(found, type):
         raise AdapterError(f"{reference} is not a class")
     try:
-        adapter = found()
+        return found()
     except Exception as exc:
         raise AdapterError(f"{reference}() failed: {type(exc).__name__}: {exc}") from exc
-    missing = [name for name in OPERATIONS if not callable(getattr(adapter, name, None))]
-    if missing:
-        raise AdapterError(f"{reference} lacks the method(s) {', '.join(missing)} of the adapter protocol")
-    return adapter
 
 
-class PythonClient:
-    """Drives a Python adapter: each call runs in a worker thread, so a call that hangs is reported after
-    `timeout` seconds instead of hanging the harness; an exception is reported with its traceback."""
+class ThreadedAdapter:
+    """Runs a Python adapter's methods in a worker thread, so a call that hangs is reported after `timeout` seconds
+    instead of hanging the harness; an exception is reported with its traceback. `PythonClient` (version 1) and
+    `contracts.client.workflow.PythonWorkflows` (version 2) build on it."""
 
     kind = "python"
 
     def __init__(self, adapter: Any, *, timeout: float = 30.0, name: str | None = None) -> None:
-        missing = [op for op in OPERATIONS if not callable(getattr(adapter, op, None))]
-        if missing:
-            raise AdapterError(f"{type(adapter).__name__} lacks the method(s) {', '.join(missing)}")
         self.adapter = adapter
         self.timeout = timeout
         self.name = name or f"{type(adapter).__module__}:{type(adapter).__qualname__}"
         self._pool = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="client-adapter")
 
-    def describe(self) -> str:
-        return f"Python adapter {self.name}"
-
-    def call(self, call: Call) -> CallResult:
-        method = getattr(self.adapter, call.operation)
-        future = self._pool.submit(method, call.instance, **call.arguments)
+    def invoke(self, name: str, *args: Any, **kwargs: Any) -> CallResult:
+        """The adapter's method `name`, called with the arguments, its outcome checked."""
+        method = getattr(self.adapter, name, None)
+        if not callable(method):
+            return CallResult(None, f"{self.name} has no method {name}")
+        future = self._pool.submit(method, *args, **kwargs)
         try:
             value = future.result(timeout=self.timeout)
         except concurrent.futures.TimeoutError:
             # The worker is stuck in the user's code: leave it, and use a fresh thread from now on.
             self._pool.shutdown(wait=False, cancel_futures=True)
             self._pool = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="client-adapter")
-            return CallResult(None, f"{call.operation} did not return within {self.timeout:g} s")
+            return CallResult(None, f"{name} did not return within {self.timeout:g} s")
         except Exception as exc:
             trace = "".join(traceback.format_exception(exc)[-6:])
-            return CallResult(None, f"{call.operation} raised {type(exc).__name__}: {exc}", trace)
+            return CallResult(None, f"{name} raised {type(exc).__name__}: {exc}", trace)
         try:
-            return CallResult(check_outcome(value, call.operation))
+            return CallResult(check_outcome(value, name))
         except ValueError as exc:
             return CallResult(None, str(exc))
 
@@ -337,3 +340,19 @@ class PythonClient:
             with contextlib.suppress(Exception):  # the verdict is known by now; a failing close() does not change it
                 closer()
         self._pool.shutdown(wait=False, cancel_futures=True)
+
+
+class PythonClient(ThreadedAdapter):
+    """Drives a Python adapter of protocol version 1, one operation per call."""
+
+    def __init__(self, adapter: Any, *, timeout: float = 30.0, name: str | None = None) -> None:
+        missing = [op for op in OPERATIONS if not callable(getattr(adapter, op, None))]
+        if missing:
+            raise AdapterError(f"{type(adapter).__name__} lacks the method(s) {', '.join(missing)}")
+        super().__init__(adapter, timeout=timeout, name=name)
+
+    def describe(self) -> str:
+        return f"Python adapter {self.name}"
+
+    def call(self, call: Call) -> CallResult:
+        return self.invoke(call.operation, call.instance, **call.arguments)

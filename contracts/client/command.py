@@ -41,24 +41,59 @@ stderr, which the harness shows in its report) and exits with status 0, whether 
 A non-zero exit status, stdout that is not one JSON object of that shape, or a command still running after the
 call timeout (30 s by default; the whole process group is killed) is a broken adapter (`adapter-protocol`), shown
 with the command's stdout and stderr.
+
+Workflows (protocol `mockcore-contracts-client/2`)
+--------------------------------------------------
+
+A whole runbook per request (`contracts.client.workflow`): the object names the workflow, its instances by role and
+its arguments; the outcome is the same `{"ok": ...}` object, for the whole runbook:
+
+    {"protocol": "mockcore-contracts-client/2",
+     "workflow": "offline_failover",
+     "instances": {"production": {"name": "prod", "url": "http://127.0.0.1:40123", "apikey": "...",
+                                  "ca_path": null},
+                   "backup": {"name": "backup", "url": "http://127.0.0.1:40125", "apikey": "...",
+                              "ca_path": null}},
+     "arguments": {"key": "k3Fq-8ZtA-mW2x-Pq7R-c9Lh-4VnB-tY6d", "activation_server": "http://127.0.0.1:40124"}}
+
+An outcome may carry `"protocol"`; when it does it must be the request's (a client that speaks only version 1
+answers a version 2 request with `{"protocol": "mockcore-contracts-client/1", ...}` and is reported as such).
+
+Persistent mode (both versions)
+-------------------------------
+
+With `persistent=True` (`--persistent` on the command line) the harness starts the command once, with
+`MOCKCORE_CONTRACTS_PERSISTENT=1` in its environment, and keeps its stdin open: one request object per line in, one
+outcome object per line out (flush after each), in order, for the whole run; stdin is closed at the end and the
+command should then exit. A client written as a loop over the lines of stdin serves both modes unchanged. A line
+that is not one JSON outcome, the command exiting before it answered every request, or no answer within the call
+timeout is a broken adapter (`adapter-protocol`); after a timeout or an exit the command is started again for the
+next request.
 """
 
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import json
 import os
+import select
 import shutil
 import signal
 import subprocess
 import tempfile
+import threading
+import time
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
-from contracts.client.adapter import Call, CallResult, parse_outcome
+from contracts.client.adapter import Call, CallResult, Instance, parse_outcome
+from contracts.client.workflow import WorkflowCall
 
 PROTOCOL = "mockcore-contracts-client/1"
+PROTOCOL_2 = "mockcore-contracts-client/2"
+PERSISTENT_ENV = "MOCKCORE_CONTRACTS_PERSISTENT"
 EXCERPT = 2000
 
 
@@ -78,14 +113,42 @@ def request_document(call: Call, licence_dir: Path) -> dict[str, Any]:
     return {
         "protocol": PROTOCOL,
         "operation": call.operation,
-        "instance": {
-            "name": call.instance.name,
-            "url": call.instance.url,
-            "apikey": call.instance.apikey,
-            "ca_path": call.instance.ca_path,
-        },
+        "instance": instance_document(call.instance),
         "arguments": arguments,
     }
+
+
+def instance_document(instance: Instance) -> dict[str, Any]:
+    return {"name": instance.name, "url": instance.url, "apikey": instance.apikey, "ca_path": instance.ca_path}
+
+
+def workflow_document(call: WorkflowCall) -> dict[str, Any]:
+    """The JSON object of one workflow (protocol version 2)."""
+    return {
+        "protocol": PROTOCOL_2,
+        "workflow": call.workflow,
+        "instances": {role: instance_document(instance) for role, instance in call.instances.items()},
+        "arguments": dict(call.arguments),
+    }
+
+
+def read_outcome(text: str, name: str, protocol: str, output: str) -> CallResult:
+    """The outcome a command printed (for operation or workflow `name`), or the protocol problem with it."""
+    if not text.strip():
+        return CallResult(None, "the command printed nothing on stdout; expected one JSON outcome", output)
+    try:
+        doc = json.loads(text)
+    except ValueError as exc:
+        return CallResult(
+            None, f"stdout is not one JSON object ({exc}); print only the outcome on stdout, logs on stderr", output
+        )
+    spoken = doc.get("protocol") if isinstance(doc, dict) else None
+    if spoken is not None and spoken != protocol:
+        return CallResult(None, f"the harness asked in {protocol}, the client answered in {spoken!r}", output)
+    try:
+        return CallResult(parse_outcome(doc, name), None, output)
+    except ValueError as exc:
+        return CallResult(None, f"the outcome is malformed: {exc}", output)
 
 
 def _excerpt(data: bytes) -> str:
@@ -110,22 +173,34 @@ class CommandClient:
         return f"command {self.command!r}"
 
     def call(self, call: Call) -> CallResult:
-        document = request_document(call, self._licences)
+        return self._exchange(request_document(call, self._licences), call.operation, PROTOCOL)
+
+    def run(self, call: WorkflowCall) -> CallResult:
+        return self._exchange(workflow_document(call), call.workflow, PROTOCOL_2)
+
+    def spawn(self, env: dict[str, str] | None = None) -> subprocess.Popen[bytes] | CallResult:
+        """The command, started in its own process group with pipes on stdin, stdout and stderr."""
         try:
-            process = subprocess.Popen(
+            return subprocess.Popen(
                 ["/bin/sh", "-c", self.command],
                 stdin=subprocess.PIPE,
                 stdout=subprocess.PIPE,
                 stderr=subprocess.PIPE,
                 cwd=self.cwd,
+                env=env,
                 start_new_session=True,
             )
         except OSError as exc:
             return CallResult(None, f"cannot run the command: {exc}")
+
+    def _exchange(self, document: dict[str, Any], name: str, protocol: str) -> CallResult:
+        process = self.spawn()
+        if isinstance(process, CallResult):
+            return process
         try:
             stdout, stderr = process.communicate((json.dumps(document) + "\n").encode(), timeout=self.timeout)
         except subprocess.TimeoutExpired:
-            self._kill(process)
+            _kill(process)
             stdout, stderr = process.communicate()
             return CallResult(
                 None,
@@ -139,31 +214,19 @@ class CommandClient:
                 f"the command exited with status {process.returncode} (an outcome, success or failure, exits 0)",
                 output,
             )
-        text = stdout.decode("utf-8", errors="replace").strip()
-        if not text:
-            return CallResult(None, "the command printed nothing on stdout; expected one JSON outcome", output)
-        try:
-            doc = json.loads(text)
-        except ValueError as exc:
-            return CallResult(
-                None,
-                f"stdout is not one JSON object ({exc}); print only the outcome on stdout, logs on stderr",
-                output,
-            )
-        try:
-            return CallResult(parse_outcome(doc, call.operation), None, _excerpt(stderr))
-        except ValueError as exc:
-            return CallResult(None, f"the outcome is malformed: {exc}", output)
-
-    @staticmethod
-    def _kill(process: subprocess.Popen[bytes]) -> None:
-        try:
-            os.killpg(process.pid, signal.SIGKILL)
-        except (ProcessLookupError, PermissionError):
-            process.kill()
+        found = read_outcome(stdout.decode("utf-8", errors="replace"), name, protocol, output)
+        return found if found.outcome is None else CallResult(found.outcome, None, _excerpt(stderr))
 
     def close(self) -> None:
         shutil.rmtree(self._licences, ignore_errors=True)
+
+
+def _kill(process: subprocess.Popen[bytes]) -> None:
+    try:
+        os.killpg(process.pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        process.kill()
+    process.wait()
 
 
 def _output(stdout: bytes, stderr: bytes) -> str:
@@ -173,3 +236,120 @@ def _output(stdout: bytes, stderr: bytes) -> str:
     if stderr.strip():
         parts.append(f"stderr: {_excerpt(stderr)}")
     return "\n".join(parts)
+
+
+class PersistentCommandClient(CommandClient):
+    """Runs COMMAND once for the whole run and speaks JSON lines with it (see "Persistent mode" above); started on
+    the first request, and again after a timeout or an exit."""
+
+    kind = "command"
+
+    def __init__(self, command: str, *, timeout: float = 30.0, cwd: Path | None = None) -> None:
+        super().__init__(command, timeout=timeout, cwd=cwd)
+        self._process: subprocess.Popen[bytes] | None = None
+        self._pending = b""
+        self._stderr: list[bytes] = []
+        self._stderr_lock = threading.Lock()
+        self.starts = 0
+
+    def describe(self) -> str:
+        return f"command {self.command!r} (persistent, JSON lines)"
+
+    def _exchange(self, document: dict[str, Any], name: str, protocol: str) -> CallResult:
+        process = self._process if self._process is not None and self._process.poll() is None else self._start()
+        if isinstance(process, CallResult):
+            return process
+        assert process.stdin is not None
+        try:
+            process.stdin.write((json.dumps(document) + "\n").encode())
+            process.stdin.flush()
+        except OSError as exc:
+            return self._ended(f"the command no longer reads its stdin ({exc})")
+        line = self._read_line(process)
+        if line is None:
+            if process.poll() is None:
+                self._stop(process)
+                return CallResult(
+                    None,
+                    f"the command printed no outcome line within {self.timeout:g} s (killed; started again for the "
+                    "next request)",
+                    self._drain_stderr(),
+                )
+            return self._ended("the command exited before it answered (a crash mid-sequence?)")
+        found = read_outcome(line.decode("utf-8", errors="replace"), name, protocol, "")
+        stderr = self._drain_stderr()
+        if found.outcome is None:
+            return CallResult(None, found.problem, _output(line, stderr.encode()))
+        return CallResult(found.outcome, None, stderr)
+
+    def _start(self) -> subprocess.Popen[bytes] | CallResult:
+        process = self.spawn({**os.environ, PERSISTENT_ENV: "1"})
+        if isinstance(process, CallResult):
+            return process
+        assert process.stderr is not None
+        threading.Thread(target=self._collect, args=(process.stderr,), name="command-stderr", daemon=True).start()
+        self._process, self._pending = process, b""
+        self.starts += 1
+        return process
+
+    def _collect(self, stream: IO[bytes]) -> None:
+        for chunk in iter(lambda: stream.read1(65536), b""):  # type: ignore[attr-defined]
+            with self._stderr_lock:
+                self._stderr.append(chunk)
+
+    def _drain_stderr(self) -> str:
+        time.sleep(0)  # let the reader thread take what is already in the pipe
+        with self._stderr_lock:
+            data, self._stderr = b"".join(self._stderr), []
+        return _excerpt(data) if data.strip() else ""
+
+    def _read_line(self, process: subprocess.Popen[bytes]) -> bytes | None:
+        """The next non-blank line of stdout, or None at a timeout or at the end of the stream."""
+        assert process.stdout is not None
+        fd = process.stdout.fileno()
+        deadline = time.monotonic() + self.timeout
+        while True:
+            while b"\n" in self._pending:
+                line, self._pending = self._pending.split(b"\n", 1)
+                if line.strip():
+                    return line
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return None
+            ready, _, _ = select.select([fd], [], [], remaining)
+            if not ready:
+                return None
+            chunk = os.read(fd, 65536)
+            if not chunk:
+                if self._pending.strip():
+                    line, self._pending = self._pending, b""
+                    return line
+                process.wait(timeout=5)
+                return None
+
+    def _ended(self, problem: str) -> CallResult:
+        process = self._process
+        status = process.poll() if process is not None else None
+        if process is not None:
+            self._stop(process)
+        return CallResult(None, f"{problem}; exit status {status}", self._drain_stderr())
+
+    def _stop(self, process: subprocess.Popen[bytes]) -> None:
+        if process.poll() is None:
+            _kill(process)
+        for stream in (process.stdin, process.stdout):
+            if stream is not None:
+                with contextlib.suppress(OSError):
+                    stream.close()
+        self._process = None
+
+    def close(self) -> None:
+        process = self._process
+        if process is not None:
+            if process.stdin is not None:
+                with contextlib.suppress(OSError):
+                    process.stdin.close()
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                process.wait(timeout=5)
+            self._stop(process)
+        super().close()
