@@ -1,11 +1,13 @@
 """The client harness (`contracts.client`): the correct Python and shell clients pass, every buggy client fails with a
 report naming its bug, a client that breaks the adapter protocol gets a clear report (not a traceback), the relay
-loses exactly the armed answer, the CLI's exit codes, the pytest fixture, and the walkthrough of
-docs/guides/validating-a-client.md as written.
+loses exactly the armed answer, the CLI's exit codes, the pytest fixture, the arguments a client sends compared
+with those it was given, TLS (the CA path honoured, impostor certificates refused), the report's wording, and the
+walkthrough of docs/guides/validating-a-client.md as written.
 
-The harness speaks real HTTP to a mock fleet served in-process (`MockFleet`, one per module); the CLI walkthrough
-starts its own `mockcore serve`. Buggy clients run the drills only (deterministic, and each bug is caught there);
-one test shows the Hypothesis exploration finding and shrinking a bug on its own.
+The harness speaks real HTTP to a mock fleet served in-process (`MockFleet`, one per module); the TLS tests use a
+`mockcore serve --tls-cert` of their own (one per module) and the CLI walkthrough starts its own. Buggy clients run
+the drills only (deterministic, and each bug is caught there); two tests show the Hypothesis exploration finding
+a bug on its own.
 """
 
 from __future__ import annotations
@@ -22,16 +24,20 @@ from typing import Any
 import pytest
 import requests
 from click.testing import CliRunner
+from hypothesis import Phase
 
+from contracts.checks import Violation
 from contracts.cli import main as contracts_main
 from contracts.client import Failure, Instance, Outcome, Success
-from contracts.client.adapter import AdapterError, Call, PythonClient, load_adapter, parse_outcome
+from contracts.client.adapter import OPERATIONS, AdapterError, Call, PythonClient, load_adapter, parse_outcome
 from contracts.client.command import CommandClient
-from contracts.client.harness import FAULTS, HarnessSettings, drills
+from contracts.client.harness import FAULTS, QUANTITIES, HarnessSettings, drills
+from contracts.client.journal import Record
+from contracts.client.properties import argument_problems, check_outcome
 from contracts.client.relay import Relay
-from contracts.client.report import PROPERTIES, ClientReport, ClientStep
+from contracts.client.report import PROPERTIES, ClientReport, ClientStep, plain
 from contracts.client.run import check_client
-from contracts.client.serve import DEFAULT_INSTANCES, DEFAULT_KEYS
+from contracts.client.serve import DEFAULT_INSTANCES, DEFAULT_KEYS, Certificates, ServedMock
 from examples.clients import buggy_clients
 from examples.clients.python_client.adapter import Adapter
 from mockcore import MockFleet
@@ -44,7 +50,7 @@ DRILLS_ONLY = HarnessSettings(examples=0)
 # Each buggy client, the property its report must name, and a fragment of what happened that names the bug.
 BUGS: dict[str, tuple[str, str]] = {
     "BackupSentenceAsFailure": ("reports-server-success", "now registered as a backup one"),
-    "QuantityAsList": ("request-well-formed", "/quantity: [1]"),
+    "QuantityAsList": ("request-well-formed", "/quantity: [37] is not valid"),
     "DropsApikey": ("request-well-formed", "`apikey` is missing"),
     "SuccessOn400": ("no-false-success", "the answer was 400"),
     "IgnoresReactivate": ("client-view", "reactivate: client False, server True"),
@@ -52,6 +58,12 @@ BUGS: dict[str, tuple[str, str]] = {
     "LicenceAsJson": ("request-well-formed", "the body was sent as JSON"),
     "InventsErrors": ("surfaces-server-error", "'Licence operation failed'"),
     "AssumesSuccessWithoutAnswer": ("no-false-success", "dropped by a fault"),
+    "SendsFixedQuantity": ("sends-given-arguments", "`quantity` is 1, the client was given 37"),
+    "UpperCasesKey": ("sends-given-arguments", "the same key in another case"),
+}
+# The buggy clients caught only over HTTPS.
+TLS_BUGS: dict[str, tuple[str, str]] = {
+    "IgnoresCa": ("verifies-tls", "should have refused the handshake, yet it sent GET /admin/license"),
 }
 
 
@@ -105,9 +117,9 @@ def test_every_buggy_client_is_listed() -> None:
         for name, value in vars(buggy_clients).items()
         if isinstance(value, type) and issubclass(value, Adapter) and value.__module__ == buggy_clients.__name__
     }
-    assert declared == set(BUGS)
+    assert declared == set(BUGS) | set(TLS_BUGS)
     assert len(BUGS) >= 6
-    assert {rule for rule, _ in BUGS.values()} <= set(PROPERTIES)
+    assert {rule for rule, _ in [*BUGS.values(), *TLS_BUGS.values()]} <= set(PROPERTIES)
 
 
 @pytest.mark.parametrize("name", sorted(BUGS))
@@ -120,6 +132,7 @@ def test_each_buggy_client_fails_naming_its_bug(mock: MockFleet, name: str) -> N
     text = report.render()
     assert (report.rule, fragment in report.detail) == (rule, True), text
     assert f"FAILED: property `{rule}` is broken" in text and f"broken property: {rule}: " in text
+    assert "smallest failing sequence" not in text and f"The {report.phase}, up to the step that broke" in text
     steps = client_steps(report)
     assert steps and steps[-1].reported and steps[-1].exchanges, text  # the call, what it said, what it sent
 
@@ -137,6 +150,17 @@ def test_exploration_alone_finds_and_shrinks_a_bug(mock: MockFleet) -> None:
     assert report.phase.startswith("generated sequences") and report.drills == 0
     assert len(report.steps) <= 3, report.render()  # the start, and the one refused call reported as success
     assert "the model expects: 400 E_" in report.render()
+    assert "The smallest failing sequence found (" in report.render()
+
+
+def test_the_default_budget_alone_catches_a_fixed_quantity(mock: MockFleet) -> None:
+    """Without the drills, the generated sequences of the default budget ask for quantities other than 1 often
+    enough to catch a client that always sends 1."""
+    generate_only = (Phase.explicit, Phase.reuse, Phase.generate)  # finding it is the point, not shrinking it
+    settings = HarnessSettings(drills=False, derandomize=True, phases=generate_only)
+    report = run(mock, buggy_clients.SendsFixedQuantity(), settings)
+    assert report.rule == "sends-given-arguments", report.render()
+    assert "`quantity` is 1, the client was given" in report.detail
 
 
 def test_drills_put_every_operation_under_every_fault() -> None:
@@ -144,7 +168,9 @@ def test_drills_put_every_operation_under_every_fault() -> None:
     assert len(names) == len(set(names))
     for fault in FAULTS:
         assert any(n.startswith("nominate under fault " + fault) for n in names), fault
-    assert {"online failover", "offline failover", "refusals"} <= set(names)
+    assert {"online failover", "offline failover", "arguments as given", "refusals"} <= set(names)
+    assert "certificates to refuse" not in names and drills(tls=True)[0].name == "certificates to refuse"
+    assert 1 in QUANTITIES and 1000 in QUANTITIES and any(1 < q < 1000 for q in QUANTITIES)
 
 
 # A client that breaks the protocol gets a clear report
@@ -206,7 +232,7 @@ def test_the_wire_format_request(mock: MockFleet, tmp_path: Path) -> None:
         client.close()
     assert result.outcome == Failure(None, "x")
     assert doc["protocol"] == "mockcore-contracts-client/1" and doc["operation"] == "register_offline"
-    assert doc["instance"] == {"name": "backup", "url": "http://127.0.0.1:1", "apikey": "secret"}
+    assert doc["instance"] == {"name": "backup", "url": "http://127.0.0.1:1", "apikey": "secret", "ca_path": None}
     assert set(doc["arguments"]) == {"licence_path", "licence_base64"}
     assert doc["arguments"]["licence_base64"] == "bGljZW5jZSBieXRlcw=="
 
@@ -371,3 +397,179 @@ def test_the_guides_walkthrough_runs_as_written() -> None:
         if done.returncode != status or expected not in output:
             problems.append(f"{command}\n  expected exit {status} and {expected!r}, got {done.returncode}:\n{output}")
     assert problems == [], "\n".join(problems)
+
+
+# Arguments: what each request carried against what the client was given
+
+
+def record(**entry: Any) -> Record:
+    return Record({"id": 1, "face": "core", "instance": "prod", "method": "POST", "status": 200, **entry})
+
+
+def activation(body: object) -> Record:
+    text = json.dumps(body)
+    return record(path="/admin/license/activation", request_body=text, request_body_size=len(text))
+
+
+KEY = DEFAULT_KEYS[0].split(":")[0]
+
+
+@pytest.mark.parametrize(
+    ("quantity", "sent", "same"),
+    [
+        (1, {"quantity": 1}, True),
+        (1, {}, True),  # absent: the server takes 1
+        (1000, {"quantity": 1000}, True),
+        (1000, {"quantity": "1000"}, True),  # a string of digits is the same value
+        (37, {"quantity": "37"}, True),
+        (37, {"quantity": 1}, False),
+        (37, {}, False),
+        (1, {"quantity": True}, False),
+        (1000, {"quantity": 999}, False),
+    ],
+)
+def test_a_quantity_is_compared_by_value(quantity: int, sent: dict[str, Any], same: bool) -> None:
+    problems = argument_problems(
+        "activate", {"key": KEY, "quantity": quantity}, activation({"activationKey": KEY, **sent})
+    )
+    assert (problems == []) == same, problems
+
+
+def test_keys_deployments_and_licence_bytes_are_compared_exactly() -> None:
+    assert KEY.upper() != KEY and KEY.lower() != KEY and any(c.isdigit() for c in KEY)  # real-looking keys
+    upper = argument_problems("activate", {"key": KEY, "quantity": 1}, activation({"activationKey": KEY.upper()}))
+    assert len(upper) == 1 and "the same key in another case" in upper[0]
+    online = record(path="/admin/license/backup", request_headers={"activation-key": KEY, "active-deployment-id": "D"})
+    assert argument_problems("register_online", {"key": KEY, "production_deployment": "D"}, online) == []
+    assert (
+        "`active-deployment-id`"
+        in argument_problems("register_online", {"key": KEY, "production_deployment": "E"}, online)[0]
+    )
+    licence = b"licence:\n  key: x\n"
+    sent = record(path="/admin/license", request_body=licence.decode(), request_body_size=len(licence))
+    assert argument_problems("upload_licence", {"licence": licence}, sent) == []
+    assert (
+        "the body differs from the 18 bytes of the licence file given, first different at character 16"
+        in argument_problems("upload_licence", {"licence": licence[:-2] + b"y\n"}, sent)[0]
+    )
+    assert "not the 19 bytes" in argument_problems("register_offline", {"licence": licence + b"\n"}, sent)[0]
+
+
+# Report wording
+
+
+def test_a_non_json_answer_says_what_error_holds() -> None:
+    answer = record(path="/admin/license/deactivation", status=502, response_body="<html>Bad gateway</html>")
+    call = Call("deactivate", Instance("prod", "http://x", "k"))
+    spec = OPERATIONS["deactivate"]
+    assert check_outcome(call, spec, Failure(502, "<html>Bad gateway</html>"), [answer]) == [answer]
+    assert check_outcome(call, spec, Failure(502, "bad gateway"), [answer]) == [answer]  # only the status counts
+    with pytest.raises(Violation, match=r"the answer has no `err` text .* `error` may hold anything"):
+        check_outcome(call, spec, Failure(500, "bad gateway"), [answer])
+
+
+def test_repeated_words_are_left_out_of_reports() -> None:
+    assert plain("POST /admin/license/activation: body the body: [1] is not of type 'object'") == (
+        "POST /admin/license/activation: the body: [1] is not of type 'object'"
+    )
+    assert plain("the the answer") == "the answer" and plain('{"err": "x x"}') == '{"err": "x x"}'
+    report = ClientReport(
+        "c", False, rule="request-well-formed", detail="POST /x: body the body: bad", phase="drill `x`"
+    )
+    assert "body the body" not in report.render() and "body the body" not in json.dumps(report.as_dict())
+
+
+# TLS: the CA path honoured, impostors refused
+
+
+@pytest.fixture(scope="module")
+def tls_mock() -> Iterator[tuple[ServedMock, Path]]:
+    """A `mockcore serve` over HTTPS with certificates of a CA the harness did not make (as a user's --url --ca)."""
+    certificates = Certificates.make()
+    try:
+        with ServedMock.start(certificates=certificates) as served:
+            yield served, certificates.trust
+    finally:
+        certificates.remove()
+
+
+def run_tls(tls_mock: tuple[ServedMock, Path], client: Any, settings: HarnessSettings = DRILLS_ONLY) -> ClientReport:
+    served, ca = tls_mock
+    assert served.url.startswith("https://")
+    return check_client(client, url=served.url, apikey=served.apikey, ca=ca, settings=settings)
+
+
+def test_the_correct_clients_pass_over_tls(tls_mock: tuple[ServedMock, Path]) -> None:
+    report = run_tls(tls_mock, Adapter(), HarnessSettings(examples=3, derandomize=True))
+    assert report.passed, report.render()
+    assert {"licence_info: refused untrusted-certificate", "activate: refused wrong-host-certificate"} <= set(
+        report.coverage
+    )
+    assert_exercised(report)  # the answer-lost relay speaks TLS too
+
+
+def test_the_shell_client_verifies_with_the_ca_path(tls_mock: tuple[ServedMock, Path]) -> None:
+    """One call each way (the whole run over TLS takes the shell client some 16 s: the CLI check covers it)."""
+    served, ca = tls_mock
+    client = CommandClient(SHELL_CLIENT)
+    try:
+        with_ca = client.call(Call("backup_flag", Instance("prod", served.url, served.apikey, str(ca))))
+        without = client.call(Call("backup_flag", Instance("prod", served.url, served.apikey)))
+    finally:
+        client.close()
+    assert with_ca.outcome == Success({"is_backup": False}), with_ca
+    assert isinstance(without.outcome, Failure) and without.outcome.status is None, without
+
+
+@pytest.mark.parametrize("name", sorted(TLS_BUGS))
+def test_each_tls_bug_fails_naming_it(tls_mock: tuple[ServedMock, Path], name: str) -> None:
+    rule, fragment = TLS_BUGS[name]
+    report = run_tls(tls_mock, getattr(buggy_clients, name)())
+    assert (report.rule, fragment in report.detail) == (rule, True), report.render()
+    assert report.phase == "drill `certificates to refuse`"
+
+
+def test_the_insecure_shell_client_fails_over_tls(tls_mock: tuple[ServedMock, Path]) -> None:
+    report = run_tls(tls_mock, f"CLIENT_BUG=insecure {shlex.quote(SHELL_CLIENT)}")
+    assert report.rule == "verifies-tls", report.render()
+    assert "yet it sent GET /admin/license" in report.detail
+
+
+class _SkipsHostName(Adapter):
+    """Trusts the CA but does not check that the certificate names the host."""
+
+    def __init__(self) -> None:
+        super().__init__()
+
+        class NoHostCheck(requests.adapters.HTTPAdapter):
+            def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
+                kwargs["assert_hostname"] = False
+                super().init_poolmanager(*args, **kwargs)
+
+        self.session.mount("https://", NoHostCheck())
+
+
+class _SystemCas(Adapter):
+    """Ignores `ca_path`: verifies with the system's CAs, which do not know the fleet's."""
+
+    def client(self, instance: Instance) -> Any:
+        return self.client_class(instance.url, instance.apikey, session=self.session)
+
+
+def test_a_client_must_check_the_host_name_and_trust_the_ca(tls_mock: tuple[ServedMock, Path]) -> None:
+    skips = run_tls(tls_mock, _SkipsHostName())
+    assert skips.rule == "verifies-tls" and "for another host" in skips.detail, skips.render()
+    system = run_tls(tls_mock, _SystemCas())
+    assert system.rule == "verifies-tls" and "it does not trust the fleet's certificate" in system.detail
+    assert "ca.pem" in system.detail, system.render()
+
+
+def test_tls_options_are_checked(mock: MockFleet, tls_mock: tuple[ServedMock, Path]) -> None:
+    served, _ = tls_mock
+    for args, message in [
+        (("--tls", "--url", mock.urls["prod"]), "with an https --url give --ca"),
+        (("--ca", __file__), "--ca goes with --url"),
+        (("--url", served.url, "--apikey", served.apikey), "give the CA"),
+    ]:
+        result = cli("--adapter", "examples.clients.python_client.adapter:Adapter", *args)
+        assert (result.exit_code, message in result.output) == (2, True), (args, result.output)

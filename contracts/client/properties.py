@@ -189,10 +189,11 @@ def argument_problems(operation: str, arguments: Mapping[str, Any], record: Reco
         if record.body_size != len(given) or sent_text != kept:
             at = next((i for i, (a, b) in enumerate(zip(sent_text, kept, strict=False)) if a != b), None)
             where = f", first different at character {at}" if at is not None else ""
-            problems.append(
-                f"the body is {record.body_size} bytes, not the {len(given)} bytes of the licence file given{where} "
-                "(send the file's bytes exactly as issued)"
-            )
+            if record.body_size != len(given):
+                size = f"the body is {record.body_size} bytes, not the {len(given)} bytes of the licence file given"
+            else:
+                size = f"the body differs from the {len(given)} bytes of the licence file given"
+            problems.append(f"{size}{where} (send the file's bytes exactly as issued)")
     return problems
 
 
