@@ -13,18 +13,18 @@ import tempfile
 import threading
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import click
 from click.core import ParameterSource
 
 from mockcore import __version__
 from mockcore.config import ConfigError, parse_fleet
-from mockcore.fleet import Fleet
+from mockcore.fleet import Fleet, StoreError
 from mockcore.journal import DEFAULT_CAP as DEFAULT_JOURNAL_CAP
 from mockcore.journal import MAX_CAP as MAX_JOURNAL_CAP
 from mockcore.lifecycle import format_expiration
-from mockcore.persistence import StateFileError, StateStore
+from mockcore.persistence import StateStore
 from mockcore.server import ACTIVATION, FleetServer, ServeOptions
 from mockcore.tenant_server import TenantServer
 from mockcore.tenants import (
@@ -115,6 +115,23 @@ def ready_document(server: FleetServer, fleet: Fleet, tls: TlsFiles | None) -> d
     if tls is not None and tls.ca_cert is not None:
         doc["ca_cert"] = str(tls.ca_cert)
     return doc
+
+
+class _Store(Protocol):
+    def close(self) -> None: ...
+
+
+def _open_state(state: str | None, fleet: Fleet) -> _Store | None:
+    """--state: an SQLite file, a PostgreSQL URL (psycopg imported only then), or None (in memory)."""
+    if state is None:
+        return None
+    if state.startswith(("postgresql://", "postgres://")):
+        from mockcore.pgstore import open_kept_fleet
+
+        return open_kept_fleet(state, fleet)
+    if not state:
+        raise click.BadParameter("names no file", param_hint="--state")
+    return StateStore.open(Path(state), fleet)
 
 
 def _write_atomically(path: Path, text: str) -> None:
@@ -210,11 +227,11 @@ def main() -> None:
 )
 @click.option(
     "--state",
-    type=click.Path(dir_okay=False, path_type=Path),
     default=None,
-    metavar="FILE",
-    help="Keep the fleet in this SQLite file: created if missing, loaded at start, written on every change. "
-    "Default: in memory only.",
+    metavar="FILE|URL",
+    help="Keep the fleet in this SQLite file (created if missing, loaded at start, written on every change), or "
+    "in PostgreSQL (postgresql://USER@HOST:PORT/DB: shared by every server given the same URL, one transaction "
+    "per operation). Default: in memory only.",
 )
 @click.option(
     "--tenants",
@@ -273,7 +290,7 @@ def serve(
     tls_key: Path | None,
     journal_cap: int,
     control_token: str | None,
-    state: Path | None,
+    state: str | None,
     tenants: bool,
     tenant_idle_timeout: float,
     max_tenants: int,
@@ -307,8 +324,8 @@ def serve(
         tls = "all"
     tls_files = _tls_files(tls, tls_cert, tls_key, host)
     try:
-        store = StateStore.open(state, fleet) if state is not None else None
-    except StateFileError as exc:
+        store = _open_state(state, fleet)
+    except StoreError as exc:
         _remove_throwaway_ca(tls_files)
         raise click.ClickException(str(exc)) from exc
     options = ServeOptions(
@@ -348,7 +365,7 @@ def serve(
         if store is not None:
             try:
                 store.close()
-            except StateFileError as exc:
+            except StoreError as exc:
                 raise click.ClickException(str(exc)) from exc
         click.echo("mockcore: stopped", err=True)
 

@@ -31,9 +31,14 @@ from mockcore.lifecycle import ActivationKey, Licence, LicenceFile, LicenceState
 from mockcore.rules import PROFILES, RULES, Decision, Facts, LicenceRules, Profile
 from mockcore.scanning import Progression, Scanning
 
-__all__ = ["DEFAULT_VERSION", "ClockReading", "Fleet", "FleetConfig", "Keeper", "KeySpec", "Stored"]
+__all__ = ["DEFAULT_VERSION", "ClockReading", "Fleet", "FleetConfig", "Keeper", "KeySpec", "StoreError", "Stored"]
 
 Listener = Callable[[], None]
+
+
+class StoreError(Exception):
+    """A state store that refuses or cannot be used (a file, a database): the message is for the user. Raised by
+    an operation whose write the store refused; the fleet is then as it was before the operation."""
 
 
 @dataclass(frozen=True)
