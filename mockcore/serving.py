@@ -8,18 +8,35 @@ choice of WSGI server, its limits and its timeouts live in one place. The object
 from __future__ import annotations
 
 import contextlib
+import re
+import selectors
 import socket
+import ssl
 import threading
 import time
 from typing import Any, Protocol
 
 from cheroot import wsgi
+from cheroot.makefile import MakeFile
+from cheroot.server import HTTPConnection
 from cheroot.ssl.builtin import BuiltinSSLAdapter
 
 from mockcore.http.middleware import DROP_KEY, WSGIApp
 from mockcore.tls import TlsFiles
 
 SERVER_NAME = "mockcore"
+REQUEST_TIMEOUT = 10.0  # seconds from a connection's first wait for a request to that request's last byte
+IDLE_TIMEOUT = 10.0  # cheroot's: a kept-alive connection idle this long is closed; a worker's wait on one read
+HEAD_LIMIT = 64 * 1024  # request line and headers; past it cheroot refuses the request
+BODY_READ_AHEAD = 1024 * 1024  # a body up to this is received before a worker sees it; a larger one streams
+CHUNK_LINE_LIMIT = 1024
+RECV_SIZE = 64 * 1024
+_TIMEOUT_BODY = b'{"err": "Request Timeout"}'
+TIMEOUT_ANSWER = (
+    b"HTTP/1.1 408 Request Timeout\r\nContent-Type: application/json\r\nConnection: close\r\n"
+    + f"Content-Length: {len(_TIMEOUT_BODY)}\r\n\r\n".encode()
+    + _TIMEOUT_BODY
+)
 
 
 class FaceServer(Protocol):
@@ -49,20 +66,339 @@ class _DroppingGateway(wsgi.Gateway_10):
             self.req.conn.socket.shutdown(socket.SHUT_RDWR)
 
 
-class CherootServer:
-    """A cheroot `wsgi.Server` with mockcore's settings and a fast `stop()`."""
+class _RequestReader:
+    """A connection's `rfile`: what the read-ahead received, then the socket (blocking, cheroot's timeout).
 
-    def __init__(self, host: str, port: int, app: WSGIApp, *, threads: int, tls: TlsFiles | None, name: str) -> None:
+    cheroot reads requests with `readline`/`read` and asks `has_data()` whether a pipelined request is buffered;
+    the read-ahead fills `buffer` without blocking (`pull`)."""
+
+    def __init__(self, sock: socket.socket) -> None:
+        self.sock = sock
+        self.buffer = bytearray()
+        self.bytes_read = 0
+        self.closed = False
+        self._eof = False
+
+    def has_data(self) -> bool:
+        return bool(self.buffer)
+
+    def pull(self) -> bool:
+        """Take what the socket holds now, without waiting (the socket must be non-blocking); False at its end."""
+        while True:
+            try:
+                data = self.sock.recv(RECV_SIZE)
+            except (BlockingIOError, ssl.SSLWantReadError, ssl.SSLWantWriteError, InterruptedError):
+                return True
+            except OSError:
+                self._eof = True
+                return False
+            if not data:
+                self._eof = True
+                return False
+            self.buffer += data
+
+    def _fill(self) -> bool:
+        if self._eof:
+            return False
+        data = self.sock.recv(RECV_SIZE)
+        if not data:
+            self._eof = True
+            return False
+        self.buffer += data
+        return True
+
+    def _take(self, size: int) -> bytes:
+        out = bytes(self.buffer[:size])
+        del self.buffer[:size]
+        self.bytes_read += len(out)
+        return out
+
+    def read(self, size: int | None = -1) -> bytes:
+        if size is None or size < 0:
+            while self._fill():
+                pass
+            return self._take(len(self.buffer))
+        while len(self.buffer) < size and self._fill():
+            pass
+        return self._take(size)
+
+    def readline(self, size: int | None = -1) -> bytes:
+        limit = size if size is not None and size >= 0 else None
+        searched = 0
+        while True:
+            newline = self.buffer.find(b"\n", searched)
+            if newline >= 0:
+                end = newline + 1
+                break
+            if limit is not None and len(self.buffer) >= limit:
+                end = limit
+                break
+            searched = len(self.buffer)
+            if not self._fill():
+                end = len(self.buffer)
+                break
+        return self._take(end if limit is None else min(end, limit))
+
+    def __iter__(self) -> _RequestReader:
+        return self
+
+    def __next__(self) -> bytes:
+        line = self.readline()
+        if not line:
+            raise StopIteration
+        return line
+
+    def close(self) -> None:
+        self.closed = True
+
+
+class _Connection(HTTPConnection):
+    """cheroot's connection, reading through a `_RequestReader` the read-ahead can fill."""
+
+    def __init__(self, server: Any, sock: socket.socket, makefile: Any = MakeFile) -> None:
+        super().__init__(server, sock, makefile)
+        self.rfile.close()  # cheroot's own reader: closing it only releases its hold on the socket
+        self.rfile = _RequestReader(sock)
+
+
+_BARE_LF = re.compile(rb"(?<!\r)\n")
+_HEX = re.compile(rb"[0-9A-Fa-f]{1,16}")
+
+
+def request_complete(buf: bytes | bytearray) -> bool:
+    """Whether `buf` holds a request a worker can handle without waiting on the client: a whole head (and its body,
+    up to BODY_READ_AHEAD), or something cheroot will refuse from what is there (a bare LF, a head past
+    HEAD_LIMIT, a framing it does not take). False: more must arrive first."""
+    start = 0
+    while buf.startswith(b"\r\n", start):
+        start += 2
+    end = buf.find(b"\r\n\r\n", start)
+    if _BARE_LF.search(buf, start, len(buf) if end < 0 else end + 4):
+        return True  # cheroot answers 400: HTTP requires CRLF terminators
+    if end < 0:
+        return len(buf) - start > HEAD_LIMIT
+    length: int | None = None
+    chunked = expect = False
+    for line in bytes(buf[start:end]).split(b"\r\n")[1:]:
+        name, colon, value = line.partition(b":")
+        if not colon:
+            return True
+        name, value = name.strip().lower(), value.strip().lower()
+        if name == b"content-length":
+            if length is not None or not value.isdigit():
+                return True
+            length = int(value)
+        elif name == b"transfer-encoding":
+            if value != b"chunked":
+                return True
+            chunked = True
+        elif name == b"expect":
+            expect = value == b"100-continue"
+    body = end + 4
+    if chunked:
+        return length is not None or expect or _chunked_complete(buf, body)
+    if length is None:
+        return True
+    return length > BODY_READ_AHEAD or expect or len(buf) - body >= length
+
+
+def _chunked_complete(buf: bytes | bytearray, pos: int) -> bool:
+    body = pos
+    while True:
+        eol = buf.find(b"\r\n", pos)
+        if eol < 0:
+            return len(buf) - pos > CHUNK_LINE_LIMIT
+        size = bytes(buf[pos:eol]).split(b";", 1)[0].strip()
+        if not _HEX.fullmatch(size):
+            return True  # cheroot refuses it
+        pos = eol + 2 + int(size, 16) + 2
+        if pos - body > BODY_READ_AHEAD:
+            return True  # too big to hold: the worker reads the rest
+        if int(size, 16) == 0:
+            return buf.find(b"\r\n\r\n", eol) >= 0 or len(buf) - eol > HEAD_LIMIT
+        if pos > len(buf):
+            return False
+
+
+class _ReadAhead:
+    """One thread per server holding every connection whose request has not fully arrived.
+
+    A connection comes here from cheroot instead of going to a worker: right after it is accepted, and whenever a
+    kept-alive one has something to read. What is there is taken at once; when the request is complete it goes to
+    the worker pool, which then never waits on the client. Otherwise the connection waits here, on a selector, for
+    the rest, at most `timeout` seconds from its admission: past that it is answered 408 (when anything of the
+    request arrived) and closed, without a worker ever having been held."""
+
+    def __init__(self, server: _ReadAheadServer, timeout: float, name: str) -> None:
+        self._server = server
+        self._timeout = timeout
+        self._name = name
+        self._lock = threading.Lock()
+        self._arrivals: list[tuple[_Connection, float]] = []
+        self._waiting: dict[_Connection, float] = {}
+        self._selector = selectors.DefaultSelector()
+        self._wake_r, self._wake_w = socket.socketpair()
+        self._wake_r.setblocking(False)
+        self._wake_w.setblocking(False)
+        self._selector.register(self._wake_r, selectors.EVENT_READ)
+        self._stopping = False
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name=f"{self._name}-read-ahead", daemon=True)
+        self._thread.start()
+
+    def admit(self, conn: _Connection) -> None:
+        """From cheroot's selector thread or a worker: hand `conn` on now if its request is there, else keep it."""
+        reader: _RequestReader = conn.rfile
+        conn.socket.settimeout(0)
+        open_ = reader.pull()
+        if request_complete(reader.buffer) or not open_:
+            self._dispatch(conn, open_)
+            return
+        with self._lock:
+            if self._stopping:
+                conn.close()
+                return
+            self._arrivals.append((conn, time.monotonic() + self._timeout))
+        self._wake()
+
+    def waiting(self) -> int:
+        """How many connections wait for the rest of their request."""
+        with self._lock:
+            return len(self._waiting) + len(self._arrivals)
+
+    def stop(self) -> None:
+        with self._lock:
+            self._stopping = True
+        self._wake()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+        with self._lock:
+            for conn, _deadline in self._arrivals:
+                self._close(conn)
+            self._arrivals.clear()
+        self._selector.close()
+        self._wake_r.close()
+        self._wake_w.close()
+
+    def _wake(self) -> None:
+        with contextlib.suppress(OSError):
+            self._wake_w.send(b"\0")
+
+    def _dispatch(self, conn: _Connection, open_: bool) -> None:
+        if not open_ and not conn.rfile.buffer:
+            self._close(conn)  # gone before it asked anything
+            return
+        conn.socket.settimeout(self._server.timeout)
+        self._server.dispatch(conn)
+
+    def _close(self, conn: _Connection, answer: bytes = b"") -> None:
+        if answer:
+            with contextlib.suppress(OSError, ValueError):
+                conn.socket.send(answer)
+        with contextlib.suppress(OSError):
+            conn.close()
+
+    def _run(self) -> None:
+        next_check = float("inf")
+        try:
+            while True:
+                with self._lock:
+                    if self._stopping:
+                        break
+                    arrivals, self._arrivals = self._arrivals, []
+                for conn, deadline in arrivals:
+                    try:
+                        self._selector.register(conn.socket, selectors.EVENT_READ, conn)
+                    except (OSError, ValueError):
+                        self._close(conn)
+                        continue
+                    self._waiting[conn] = deadline
+                    next_check = min(next_check, deadline)
+                now = time.monotonic()
+                for key, _events in self._selector.select(timeout=min(max(next_check - now, 0), 1.0)):
+                    if key.data is None:
+                        with contextlib.suppress(OSError):
+                            self._wake_r.recv(4096)
+                        continue
+                    conn = key.data
+                    open_ = conn.rfile.pull()
+                    if request_complete(conn.rfile.buffer) or not open_:
+                        self._forget(conn)
+                        self._dispatch(conn, open_)
+                now = time.monotonic()
+                if now >= next_check:
+                    next_check = float("inf")
+                    for conn, deadline in list(self._waiting.items()):
+                        if deadline <= now:
+                            self._forget(conn)
+                            self._close(conn, TIMEOUT_ANSWER if conn.rfile.buffer else b"")
+                        else:
+                            next_check = min(next_check, deadline)
+        finally:
+            for conn in list(self._waiting):
+                self._forget(conn)
+                self._close(conn)
+
+    def _forget(self, conn: _Connection) -> None:
+        del self._waiting[conn]
+        with contextlib.suppress(KeyError, ValueError, OSError):
+            self._selector.unregister(conn.socket)
+
+
+class _ReadAheadServer(wsgi.Server):
+    """cheroot's WSGI server, with every connection passing through a `_ReadAhead` on its way to a worker."""
+
+    ConnectionClass = _Connection
+
+    def __init__(self, *args: Any, request_timeout: float, name: str, read_ahead: bool, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.read_ahead = _ReadAhead(self, request_timeout, name)
+        self._reading_ahead = read_ahead
+
+    def process_conn(self, conn: _Connection) -> None:
+        if self._reading_ahead:
+            self.read_ahead.admit(conn)
+        else:
+            self.dispatch(conn)
+
+    def dispatch(self, conn: _Connection) -> None:
+        super().process_conn(conn)
+
+
+class CherootServer:
+    """A cheroot `wsgi.Server` with mockcore's settings, a read-ahead in front of its workers and a fast `stop()`."""
+
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        app: WSGIApp,
+        *,
+        threads: int,
+        tls: TlsFiles | None,
+        name: str,
+        request_timeout: float = REQUEST_TIMEOUT,
+        read_ahead: bool = True,
+    ) -> None:
+        """`read_ahead=False` is cheroot as mockcore used it before the read-ahead (workers read requests
+        themselves): the baseline of bench/slow_clients.py."""
         self.name = name
         self.tls = tls
-        self._server = wsgi.Server(
+        self._server = _ReadAheadServer(
             (host, port),
             app,
             numthreads=threads,
             server_name=SERVER_NAME,
             request_queue_size=64,
             shutdown_timeout=1,
+            timeout=IDLE_TIMEOUT,
+            request_timeout=request_timeout,
+            name=name,
+            read_ahead=read_ahead,
         )
+        self._server.max_request_header_size = HEAD_LIMIT
         # cheroot's selector loop notices a stop request at its next wake-up; waking every 50 ms keeps stop fast
         # at a negligible idle cost.
         self._server.expiration_interval = 0.05
@@ -77,11 +413,16 @@ class CherootServer:
         host, port = self._server.bind_addr[:2]
         return str(host), int(port)
 
+    def waiting(self) -> int:
+        """How many connections the read-ahead holds (their request has not fully arrived)."""
+        return self._server.read_ahead.waiting()
+
     def prepare(self) -> None:
         self._server.prepare()
 
     def serve(self) -> None:
         self._serving.set()
+        self._server.read_ahead.start()
         try:
             self._server.serve()
         finally:
@@ -105,6 +446,7 @@ class CherootServer:
                 self._touch()
             self._server.ready = True  # let cheroot's stop run: its loop is over, it has nothing to wait for
         self._server.stop()
+        self._server.read_ahead.stop()
 
     def _touch(self) -> None:
         host, port = self.bind_addr
@@ -116,5 +458,8 @@ class CherootServer:
 
 def make_server(host: str, port: int, app: WSGIApp, *, threads: int, tls: TlsFiles | None, name: str) -> FaceServer:
     """The server of one face: `app` on `host:port` (0: any free port, `bind_addr` tells which once prepared),
-    with `threads` worker threads, TLS when `tls` is given; `name` names its threads."""
+    with `threads` worker threads, TLS when `tls` is given; `name` names its threads.
+
+    Slow clients do not hold workers: a request goes to a worker only once it has fully arrived (see `_ReadAhead`);
+    one that has not within REQUEST_TIMEOUT seconds is answered 408 and its connection closed."""
     return CherootServer(host, port, app, threads=threads, tls=tls, name=name)

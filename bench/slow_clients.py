@@ -1,0 +1,231 @@
+"""How long slow clients stall an ordinary request to `mockcore serve`, with and without the read-ahead.
+
+    python bench/slow_clients.py [--slow 100] [--tries 10] [--baseline-tries 3] [--no-baseline] [--json]
+
+Two subprocesses, one after the other: `mockcore serve` as it is (its faces' workers only get requests that have
+fully arrived: mockcore.serving), and the baseline, the same `mockcore serve` with the read-ahead switched off
+(cheroot's workers read requests themselves, as before). Against each, `--tries` ordinary requests (`GET
+/version` on instance a, a new connection each, one after the other) are timed first with no other client, then
+with `--slow` slow-header and `--slow` slow-body connections open: a slow-header one sends a request line and then
+its headers one byte every TRICKLE seconds, a slow-body one sends whole headers with `Content-Length: 4096` and
+then its body one byte every TRICKLE seconds; a connection the server cuts is opened again at once, so that many
+are open all along. Prints each stall's median and max, and the ratios (with slow clients / without; baseline /
+read-ahead). Exit status 1 if mockcore died or answered an ordinary request with anything but 200, 401 or 403
+(the request carries no valid apikey: any answer shows the server is serving).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import http.client
+import json
+import socket
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from benchlib import Served, environment, fmt_ratio, header, median, progress, ratio, served, table, workdir
+
+TRICKLE = 0.5  # seconds between two bytes of a slow connection
+SETTLE = 2.0  # seconds given to the slow connections to be open and sending before timing
+REQUEST_TIMEOUT = 20.0  # an ordinary request not answered by then counts as this long (a lower bound)
+BASELINE_SWITCH = (
+    "import mockcore.serving as s; "
+    "s.make_server = lambda *a, **k: s.CherootServer(*a, read_ahead=False, **k); "
+    "from mockcore.cli import main; main()"
+)
+SLOW_HEAD = b"GET /version HTTP/1.1\r\nHost: slow\r\nX-Slow: "
+SLOW_BODY = b"POST /version HTTP/1.1\r\nHost: slow\r\nContent-Type: application/json\r\nContent-Length: 4096\r\n\r\n"
+
+
+def mockcore_argv(ready_file: Path, baseline: bool) -> list[str]:
+    code = BASELINE_SWITCH if baseline else "from mockcore.cli import main; main()"
+    serve = ["serve", "--port", "0", "--activation-port", "0", "--instance", "a", "--ready-file", str(ready_file)]
+    return [sys.executable, "-c", code, *serve]
+
+
+class SlowClients:
+    """`count` slow-header and `count` slow-body connections, kept open (reopened when cut) by one thread."""
+
+    def __init__(self, host: str, port: int, count: int) -> None:
+        self.host, self.port, self.count = host, port, count
+        self.reopened = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="slow-clients", daemon=True)
+        self._socks: list[tuple[socket.socket | None, bytes]] = []
+
+    def _open(self, first: bytes) -> socket.socket | None:
+        try:
+            sock = socket.create_connection((self.host, self.port), timeout=2)
+            sock.sendall(first)
+            sock.setblocking(False)
+            return sock
+        except OSError:
+            return None
+
+    def __enter__(self) -> SlowClients:
+        self._socks = [(self._open(SLOW_HEAD), SLOW_HEAD) for _ in range(self.count)]
+        self._socks += [(self._open(SLOW_BODY), SLOW_BODY) for _ in range(self.count)]
+        self._thread.start()
+        return self
+
+    def _run(self) -> None:
+        while not self._stop.wait(TRICKLE):
+            for index, (sock, first) in enumerate(self._socks):
+                try:
+                    if sock is None:
+                        raise OSError("closed")
+                    sock.send(b"a")
+                except OSError:
+                    if sock is not None:
+                        sock.close()
+                    self.reopened += 1
+                    self._socks[index] = (self._open(first), first)
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(timeout=10)
+        for sock, _first in self._socks:
+            if sock is not None:
+                sock.close()
+
+
+@dataclass
+class Series:
+    server: str
+    slow: int
+    stalls: list[float] = field(default_factory=list)
+    unanswered: int = 0  # tries not answered within REQUEST_TIMEOUT: counted as REQUEST_TIMEOUT
+    reopened: int = 0
+
+    def row(self) -> dict[str, Any]:
+        return {
+            "server": self.server,
+            "slow_connections": self.slow,
+            "median_s": round(median(self.stalls), 4),
+            "max_s": round(max(self.stalls), 4) if self.stalls else None,
+            "tries": [round(x, 4) for x in self.stalls],
+            "unanswered": self.unanswered,
+            "slow_connections_reopened": self.reopened,
+        }
+
+
+def ordinary(host: str, port: int) -> float:
+    started = time.perf_counter()
+    conn = http.client.HTTPConnection(host, port, timeout=REQUEST_TIMEOUT)
+    try:
+        conn.request("GET", "/version", headers={"apikey": "bench"})
+        response = conn.getresponse()
+        response.read()
+    finally:
+        conn.close()
+    if response.status not in (200, 401, 403):
+        raise RuntimeError(f"GET /version answered {response.status}")
+    return time.perf_counter() - started
+
+
+def measure(server: Served, name: str, slow: int, tries: int) -> Series:
+    url = server.ready["instances"]["a"]
+    host, port = url.split("//", 1)[1].rsplit(":", 1)
+    series = Series(name, slow * 2)
+    with contextlib.ExitStack() as stack:
+        clients = stack.enter_context(SlowClients(host, int(port), slow)) if slow else None
+        if slow:
+            time.sleep(SETTLE)
+        for _ in range(tries):
+            try:
+                series.stalls.append(ordinary(host, int(port)))
+            except TimeoutError:
+                series.stalls.append(REQUEST_TIMEOUT)
+                series.unanswered += 1
+            if not server.alive():
+                raise RuntimeError(f"{name} died: {server.stderr_text()[-2000:]}")
+            time.sleep(0.1)
+        series.reopened = clients.reopened if clients else 0
+    return series
+
+
+def run(args: argparse.Namespace) -> dict[str, Any]:
+    results: list[Series] = []
+    servers = [("read-ahead", False, args.tries)]
+    if not args.no_baseline:
+        servers.append(("baseline", True, args.baseline_tries))
+    with workdir("mockcore-slow-") as tmp:
+        for name, baseline, tries in servers:
+            ready = tmp / f"{name}.json"
+            with served(name, mockcore_argv(ready, baseline), ready, tmp) as server:
+                progress(f"{name}: {tries} ordinary requests, no slow connections...")
+                results.append(measure(server, name, 0, tries))
+                progress(f"{name}: {tries} ordinary requests, {2 * args.slow} slow connections open...")
+                results.append(measure(server, name, args.slow, tries))
+    doc: dict[str, Any] = {"benchmark": "slow_clients", **environment(), "slow_per_kind": args.slow}
+    doc["series"] = [s.row() for s in results]
+    by = {(s.server, s.slow > 0): s for s in results}
+    ratios: dict[str, float | None] = {}
+    for name, _baseline, _tries in servers:
+        ratios[f"{name}: with / without slow clients (median)"] = ratio(
+            median(by[(name, True)].stalls), median(by[(name, False)].stalls)
+        )
+    if not args.no_baseline:
+        ratios["with slow clients: baseline / read-ahead (median)"] = ratio(
+            median(by[("baseline", True)].stalls), median(by[("read-ahead", True)].stalls)
+        )
+        ratios["with slow clients: baseline / read-ahead (max)"] = ratio(
+            max(by[("baseline", True)].stalls), max(by[("read-ahead", True)].stalls)
+        )
+    doc["ratios"] = ratios
+    worst = max(by[("read-ahead", True)].stalls)
+    doc["target"] = {"goal_s": 1.0, "max_s": round(worst, 4), "met": worst <= 1.0}
+    return doc
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--slow", type=int, default=100, help="slow-header connections, and as many slow-body ones")
+    parser.add_argument("--tries", type=int, default=10, help="ordinary requests timed per series")
+    parser.add_argument("--baseline-tries", type=int, default=3, help="the same for the baseline (each can take 10 s)")
+    parser.add_argument("--no-baseline", action="store_true", help="measure only mockcore as it is")
+    parser.add_argument("--json", action="store_true")
+    args = parser.parse_args()
+    try:
+        doc = run(args)
+    except RuntimeError as exc:
+        print(f"mockcore misbehaved: {exc}", file=sys.stderr)
+        return 1
+    if args.json:
+        print(json.dumps(doc, indent=2))
+        return 0
+    print(header(doc))
+    rows = [
+        [
+            s["server"],
+            str(s["slow_connections"]),
+            f"{s['median_s'] * 1000:.1f}",
+            f"{s['max_s'] * 1000:.1f}",
+            f"{s['unanswered']}/{len(s['tries'])}",
+        ]
+        for s in doc["series"]
+    ]
+    columns = [
+        "server",
+        "slow connections open",
+        "stall median ms",
+        "stall max ms",
+        f"unanswered in {REQUEST_TIMEOUT:.0f} s",
+    ]
+    print(table(rows, columns))
+    print(f"(an unanswered try counts as {REQUEST_TIMEOUT:.0f} s: a ratio involving one is a lower bound)")
+    for name, value in doc["ratios"].items():
+        print(f"{name}: {fmt_ratio(value)}")
+    target = doc["target"]
+    verdict = "PASS" if target["met"] else "MISS"
+    print(f"goal: an ordinary request answered within 1 s, slow connections open: max {target['max_s']} s, {verdict}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
