@@ -14,7 +14,7 @@ from __future__ import annotations
 import re
 from collections import Counter
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime
 from typing import Any
 
@@ -697,9 +697,9 @@ class Checker:
         }
         if key.expires != date.max:
             wanted["expiration"] = issued.expires.strftime("%m/%d/%Y")
-        if key.terms is None:
-            key.terms = _learn_terms(doc, "file.values")
-        wanted.update({name: getattr(key.terms, name) for name in TERM_FIELDS})
+        learn_terms(key, doc, "file.values", carries_quantity=issued.nodes is not None)
+        assert key.terms is not None
+        wanted.update({name: getattr(key.terms, name) for name in TERM_FIELDS if getattr(key.terms, name) is not None})
         if issued.nodes is not None:
             wanted["max_node_count"] = issued.nodes  # the quantity the file was asked for
         for name, value in wanted.items():
@@ -821,8 +821,7 @@ class Checker:
         """Each field of a licensed view by name, type and value."""
         inst = self.model.instances[name]
         key = self.model.keys.get(inst.key or "")
-        if key is not None and key.terms is None:
-            key.terms = _learn_terms(body, "view.product_id")
+        if key is not None and learn_terms(key, body, "view.product_id", carries_quantity=inst.nodes is not None):
             expected = self.model.licence_info(name).body  # type: ignore[assignment]
         wanted = dict(expected)
         if not self.know_clock or inst.expires in (None, date.max):
@@ -917,12 +916,22 @@ ACTIVATION_SENTENCES = {
 }
 
 
-def _learn_terms(doc: Mapping[str, Any], rule: str) -> Terms:
-    """A target without a control plane: the first view of a key tells its terms; later views must agree."""
+def learn_terms(key: KeyModel, doc: Mapping[str, Any], rule: str, *, carries_quantity: bool) -> bool:
+    """A target without a control plane: the first view or file of a key tells its terms; later ones must agree.
+    A source that carries an activation's quantity (a view of an instance activated with one, a file asked for
+    one) shows that quantity as `max_node_count`, not the key's own: the key's stays unknown until a source
+    without one shows it. True when something was learnt."""
+    if key.terms is not None and (key.terms.max_node_count is not None or carries_quantity):
+        return False
     for name in TERM_FIELDS:
         if not isinstance(doc.get(name), str):
             raise broken(rule if name != "licensed_engines" else "view.licensed_engines", f"{name} is a string: {doc}")
-    return terms_of(doc)
+    shown = terms_of(doc)
+    if key.terms is not None:  # only the node count was unknown
+        key.terms = replace(key.terms, max_node_count=shown.max_node_count)
+    else:
+        key.terms = replace(shown, max_node_count=None) if carries_quantity else shown
+    return True
 
 
 def outsider(number: int) -> str:

@@ -102,7 +102,7 @@ class Terms:
     product_id: str
     product_name: str
     licensed_to: str
-    max_node_count: str
+    max_node_count: str | None  # None: not known yet (learnt from a view that showed an activation's quantity)
     licensed_engines: object
 
 
@@ -251,9 +251,10 @@ class Model:
                 product_id=terms.product_id,
                 product_name=terms.product_name,
                 licensed_to=terms.licensed_to,
-                max_node_count=inst.nodes or terms.max_node_count,
                 licensed_engines=terms.licensed_engines,
             )
+            if (inst.nodes or terms.max_node_count) is not None:
+                expected["max_node_count"] = inst.nodes or terms.max_node_count
         elif inst.nodes is not None:
             expected["max_node_count"] = inst.nodes
         return self.success(expected, "view.backup" if inst.is_backup else "view.deployment")

@@ -49,13 +49,14 @@ class FleetConfig:
     apikey: str | None = None  # None: derived from the seed
     admin_user: str = "admin"
     admin_password: str = "admin"
-    version: str = DEFAULT_VERSION
+    version: str = ""  # the emulated `/version`; empty: the profile's (an overrides file's `version` sets it)
     profile: str = LATEST_PROFILE  # the line of Core emulated (mockcore.rules.PROFILES)
 
     def __post_init__(self) -> None:
-        """The emulated version follows the profile unless it was given (an overrides file's `version`)."""
+        """The emulated version follows the profile unless it was given: once set, it stays what it was given
+        (`replace` runs this again, and must not turn a given 5.6.1 under the 4.18 profile into 4.18.0)."""
         emulated = parse_profile(self.profile)
-        if self.version == DEFAULT_VERSION and self.profile != LATEST_PROFILE:
+        if not self.version:
             object.__setattr__(self, "version", emulated.version)
 
     @property

@@ -94,6 +94,9 @@ class Facts:
         return found is not None and found.holds(deployment)
 
 
+BACKUP_PATH = "/admin/license/backup"
+
+
 @dataclass(frozen=True)
 class Profile:
     """What one line of Core offers (docs/behaviour.md, "Version profiles"): its `/version`, the Core paths it does
@@ -105,6 +108,11 @@ class Profile:
     absent: frozenset[str] = frozenset()
     deployment_id_in_view: bool = False
 
+    @property
+    def hot_backups(self) -> bool:
+        """Whether this line of Core has hot backups at all (4.18 has no backup endpoints, so no backup states)."""
+        return BACKUP_PATH not in self.absent
+
 
 PROFILES: Mapping[str, Profile] = {
     "5.6": Profile("5.6", "5.6.1"),
@@ -113,7 +121,7 @@ PROFILES: Mapping[str, Profile] = {
         "4.18.0",
         frozenset(
             {
-                "/admin/license/backup",
+                BACKUP_PATH,
                 "/admin/license/backup/nomination",
                 "/admin/license/deactivation",
                 "/readyz",
@@ -280,7 +288,8 @@ class LicenceRules:
     # Scans, engines, health (docs/behaviour.md, "Scans and engines")
 
     def scan_body(self, size: int) -> None:
-        """An empty file is refused before anything else, the instance's licence not even looked at."""
+        """An empty file is refused before the instance's licence is looked at (after the caller, the body's
+        framing and size, `scan_request`'s length and `callbackurl` checks: docs/behaviour.md, "Order of checks")."""
         if size == 0:
             raise LicenceError(ErrorCode.EMPTY_FILE)
 

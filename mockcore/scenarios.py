@@ -33,6 +33,14 @@ def _names(fleet: Fleet, needed: int) -> list[str]:
     return names
 
 
+def _backup_pair(fleet: Fleet) -> tuple[str, str]:
+    """The production and the backup; a line of Core without hot backups has no backup scenario."""
+    if not fleet.profile.hot_backups:
+        raise ScenarioError(f"Core {fleet.profile.name} has no hot backups (the fleet runs its profile)")
+    production, backup = _names(fleet, 2)[:2]
+    return production, backup
+
+
 def _key(fleet: Fleet) -> str:
     return fleet.activation_keys()[0].key
 
@@ -48,14 +56,14 @@ def _production(fleet: Fleet) -> None:
 
 
 def _online_backup(fleet: Fleet) -> None:
-    production, backup = _names(fleet, 2)[:2]
+    production, backup = _backup_pair(fleet)
     _production(fleet)
     fleet.register_backup_online(backup, _key(fleet), fleet.deployments()[production])
 
 
 def _offline_backup(fleet: Fleet) -> None:
     fleet.reset()
-    production, backup = _names(fleet, 2)[:2]
+    production, backup = _backup_pair(fleet)
     licence_file = fleet.obtain_licence_file(_key(fleet), fleet.deployments()[production], 1)
     fleet.upload_licence(production, licence_file)
     fleet.register_backup_offline(backup, licence_file)

@@ -17,6 +17,7 @@ from mockcore.clock import EARLIEST, LATEST
 from mockcore.config import FleetConfig
 from mockcore.identity import ACTIVATION_KEY_RE, DEPLOYMENT_RE
 from mockcore.lifecycle import NODE_COUNT, ActivationKey, ImpossibleLicence, Licence, LicenceState, LicenceTerms
+from mockcore.rules import PROFILES
 from mockcore.scanning import SCAN_STAMP, Scan, Scanning
 
 FORMAT = "mockcore-fleet/1"
@@ -301,4 +302,8 @@ def parse_fleet(doc: Any, config: FleetConfig) -> LoadedFleet:
         )
     if len({i.deployment for i in instances.values()}) != len(instances):
         raise InvalidSnapshot("$.instances: two instances share a deployment id")
+    profile = PROFILES[config.profile]
+    for name, loaded in instances.items():
+        if loaded.licence.state.is_backup and not profile.hot_backups:
+            raise InvalidSnapshot(f"$.instances.{name}.licence: Core {profile.name} has no hot backups")
     return LoadedFleet(now, frozen, started, keys, instances)

@@ -101,3 +101,26 @@ def test_rules_command_shows_the_last_runs_counts(tmp_path: Path) -> None:
     text = subprocess.run([*contracts_command(), "rules"], capture_output=True, text=True, env=env).stdout
     assert "nominate.no-slot  [operations]" in text and "checked by: drill: slots at nomination" in text
     assert f"{len(RULES)} rules; the last run" in text
+
+
+def test_without_a_control_plane_the_key_s_node_count_is_not_learnt_from_an_activation_s_quantity() -> None:
+    """A view or file that carries an activation's quantity shows it as `max_node_count`: the key's own node count
+    stays unknown (so a later view of the key's own terms, e.g. an online backup's, is not held to the quantity),
+    and is learnt from the first source without one; a disagreeing source after that is caught."""
+    from datetime import date
+
+    from contracts.checks import learn_terms
+    from contracts.model import KeyModel
+
+    shown = {"product_id": "P", "product_name": "N", "licensed_to": "T", "licensed_engines": "E"}
+    key = KeyModel("K", 2, date.max)
+    assert learn_terms(key, {**shown, "max_node_count": "5"}, "view.product_id", carries_quantity=True)
+    assert key.terms is not None and key.terms.max_node_count is None and key.terms.product_id == "P"
+    assert not learn_terms(key, {**shown, "max_node_count": "7"}, "view.product_id", carries_quantity=True)
+    assert key.terms.max_node_count is None
+    assert learn_terms(key, {**shown, "max_node_count": "1"}, "view.product_id", carries_quantity=False)
+    assert key.terms.max_node_count == "1"
+    assert not learn_terms(key, {**shown, "max_node_count": "9"}, "view.product_id", carries_quantity=False)
+    assert key.terms.max_node_count == "1"  # known now: a later source is checked against it, not learnt from
+    with pytest.raises(Exception, match="is a string"):
+        learn_terms(KeyModel("L", 1, date.max), {**shown, "max_node_count": 3}, "file.values", carries_quantity=False)

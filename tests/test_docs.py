@@ -345,3 +345,33 @@ def test_nothing_outside_the_packages_cites_or_reads_outside_the_repository() ->
 def test_no_tracked_file_cites_or_reads_outside_the_repository() -> None:
     found = _problems(list(tracked_files()))
     assert not found, "\n".join(found)
+
+
+def load_strict_yaml(text: str) -> object:
+    """YAML that refuses a mapping with a key twice (PyYAML keeps the last one silently)."""
+    import yaml
+
+    class Loader(yaml.SafeLoader):
+        pass
+
+    def mapping(loader: yaml.SafeLoader, node: yaml.MappingNode, deep: bool = False) -> object:
+        keys = [loader.construct_object(key, deep=deep) for key, _ in node.value]
+        twice = sorted({str(k) for k in keys if keys.count(k) > 1})
+        if twice:
+            raise ValueError(f"key(s) {twice} twice in one mapping at {node.start_mark}")
+        return yaml.SafeLoader.construct_mapping(loader, node, deep)
+
+    Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, mapping)
+    return yaml.load(text, Loader=Loader)
+
+
+def test_no_yaml_document_of_the_project_has_a_key_twice() -> None:
+    """A key given twice in one mapping is silently the last one for PyYAML: a description lost, a schema half
+    overwritten. Every tracked YAML file (the OpenAPI documents among them) has each key once per mapping."""
+    tracked = subprocess.run(["git", "ls-files", "*.yaml", "*.yml"], cwd=ROOT, capture_output=True, text=True)
+    files = [ROOT / name for name in tracked.stdout.split()]
+    assert ROOT / "mockcore" / "control-openapi.yaml" in files
+    for path in files:
+        load_strict_yaml(path.read_text(encoding="utf-8"))
+    with pytest.raises(ValueError, match="twice"):
+        load_strict_yaml("a:\n  b: 1\n  b: 2\n")

@@ -96,3 +96,54 @@ def test_the_4_18_licence_view_validates_against_the_vendors_4_18_schema(old: Mo
     assert view["licensed_engines"] == "*"
     del view["licensed_engines"]
     assert [e.message for e in Draft4Validator(schema).iter_errors(view)] == []
+
+
+@pytest.mark.parametrize("scenario", ["production-with-online-backup", "production-with-offline-backup"])
+def test_a_4_18_fleet_has_no_backup_scenario_and_is_left_as_it_was(old: MockFleet, scenario: str) -> None:
+    old.scenario("production-only")
+    old.clock.freeze()
+    before = old.state()
+    with pytest.raises(ValueError, match="has no hot backups"):
+        old.scenario(scenario)
+    assert old.state() == before
+    with old.session("prod") as prod:
+        answer = prod.post(f"/_mock/scenarios/{scenario}")
+        assert answer.status_code in (400, 409, 422) and "no hot backups" in answer.json()["err"]
+    assert old.state() == before
+
+
+def test_a_4_18_fleet_refuses_a_state_document_holding_a_backup(old: MockFleet) -> None:
+    with MockFleet(("prod", "backup")) as new:
+        new.scenario("production-with-online-backup")
+        with_backup = new.state()
+    old.reset()
+    old.clock.freeze()
+    before = old.state()
+    with pytest.raises(ValueError, match=r"\$\.instances\.backup\.licence: Core 4\.18 has no hot backups"):
+        old.load_state(with_backup)
+    assert old.state() == before
+
+
+def test_the_openapi_document_of_a_4_18_instance_leaves_out_what_it_lacks(old: MockFleet) -> None:
+    with old.session("prod") as prod, MockFleet(("prod",)) as new, new.session("prod") as latest:
+        lacking, whole = prod.get("/openapi.json").json(), latest.get("/openapi.json").json()
+    absent = {path for _, path in ABSENT}
+    assert absent <= set(whole["paths"])
+    assert set(lacking["paths"]) == set(whole["paths"]) - absent
+    gone = {op["operationId"] for path in absent for op in whole["paths"][path].values() if isinstance(op, dict)}
+    links = [
+        link["operationId"]
+        for item in lacking["paths"].values()
+        for op in item.values()
+        if isinstance(op, dict)
+        for response in op.get("responses", {}).values()
+        for link in response.get("links", {}).values()
+    ]
+    assert links and not gone & set(links)  # links to what is there remain; none leads to what is not
+
+
+def test_an_overrides_version_stays_what_it_was_given_under_4_18(tmp_path: Path) -> None:
+    overrides = tmp_path / "overrides.yaml"
+    overrides.write_text("version: 5.6.1\n")
+    with MockFleet(("prod",), profile="4.18", overrides=overrides) as mock, mock.session("prod") as prod:
+        assert prod.get("/version").json()["version"] == "5.6.1"

@@ -39,7 +39,7 @@ def create_core_app(fleet: Fleet, name: str) -> Flask:
     app.url_map.converters["digits"] = AsciiIntegerConverter
     install_error_rendering(app, fleet.catalogue)
     # The contract (contracts/openapi.yaml) as JSON, for tools such as schemathesis; no apikey needed.
-    app.add_url_rule(CONTRACT_PATH, "contract", contract_view(), methods=["GET"])
+    app.add_url_rule(CONTRACT_PATH, "contract", contract_view(fleet.profile.absent), methods=["GET"])
 
     @app.before_request
     def served_by_the_profile() -> None:

@@ -99,8 +99,28 @@ def install_error_rendering(app: Flask, catalogue: Catalogue) -> None:
     app.register_error_handler(Exception, unexpected)
 
 
-def contract_view() -> Callable[[], Response]:
-    """A view answering the API contract, `contracts/openapi.yaml` (package data), converted to JSON.
+def _without_paths(document: dict[str, Any], absent: frozenset[str]) -> dict[str, Any]:
+    """The contract without the paths in `absent`, and without the links that lead to their operations."""
+    paths = document.get("paths", {})
+    gone = {
+        operation.get("operationId")
+        for path in absent & paths.keys()
+        for operation in paths[path].values()
+        if isinstance(operation, dict)
+    }
+    document["paths"] = {path: item for path, item in paths.items() if path not in absent}
+    for item in document["paths"].values():
+        for operation in item.values():
+            for response in operation.get("responses", {}).values() if isinstance(operation, dict) else ():
+                links = response.get("links") if isinstance(response, dict) else None
+                if links:
+                    response["links"] = {n: link for n, link in links.items() if link.get("operationId") not in gone}
+    return document
+
+
+def contract_view(absent: frozenset[str] = frozenset()) -> Callable[[], Response]:
+    """A view answering the API contract, `contracts/openapi.yaml` (package data), converted to JSON, without the
+    paths in `absent` (those the emulated line of Core does not have) nor the links to their operations.
 
     Each call makes a new view with its own cache: the document is read and converted on the view's first request,
     then kept, so an app pays for it once and only when asked (building an app stays fast)."""
@@ -109,7 +129,7 @@ def contract_view() -> Callable[[], Response]:
     def body() -> bytes:
         text = resources.files("contracts").joinpath("openapi.yaml").read_text(encoding="utf-8")
         document = yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
-        return json.dumps(document).encode()
+        return json.dumps(_without_paths(document, absent)).encode()
 
     def view() -> Response:
         return Response(body(), status=200, mimetype="application/json")
