@@ -340,8 +340,9 @@ class Fleet:
             return self._started
 
     def now(self) -> datetime:
-        with self._reading():
-            return self._clock.now()
+        """The clock's reading as this process last saw it, without a store's transaction (the journal's
+        timestamps: a journal is per process, and its entry is written whatever the store says)."""
+        return self._clock.now()
 
     def deployments(self) -> dict[str, str]:
         """Instance name -> deployment id (stable for a name and seed)."""

@@ -55,8 +55,7 @@ class PostgresServer:
         self.port = free_port()
         subprocess.run(
             _as_postgres(
-                [str(bin_dir / "initdb"), "-D", str(self.data), "--auth=trust", "-U", "postgres", "-E", "UTF8"]
-                + ["--no-sync"]
+                [str(bin_dir / "initdb"), "-D", str(self.data), "--auth=trust", "-U", "postgres", "--no-sync"]
             ),
             check=True,
             capture_output=True,

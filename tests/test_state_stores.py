@@ -17,21 +17,27 @@ from __future__ import annotations
 import contextlib
 import resource
 import sqlite3
+import threading
 from collections.abc import Callable, Iterator
-from datetime import datetime, timedelta
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 import requests
 
-from mockcore.fleet import Fleet
+from mockcore.clock import FleetClock
+from mockcore.fleet import Fleet, FleetConfig, StoreError
 from mockcore.persistence import StateFileError, StateStore
+from mockcore.pgstore import DEFAULT_FLEET, FleetStore, open_kept_fleet
 from tests.conftest import RunningFleet, serve_fleet
+from tests.postgres import PostgresServer, postgres, running_postgres
 from tests.serving import MockcoreProcess
 from tests.test_persistence import (
     APIKEY,
     CONFIG,
+    INSTANCES,
     KEY_1,
     KEY_2,
     control,
@@ -41,7 +47,7 @@ from tests.test_persistence import (
     stored_document,
 )
 
-__all__ = ["processes"]  # a fixture of tests/test_persistence.py, used here too
+__all__ = ["postgres", "processes"]  # fixtures of tests/postgres.py and tests/test_persistence.py
 
 
 class RefusingStore:
@@ -248,3 +254,132 @@ def test_a_state_file_locked_by_another_writer_answers_5xx_then_recovers(
     after = control(server, "GET", "/state").json()
     assert after["instances"]["a"]["licence"]["state"] == "active"
     assert stored_document(state) == after
+
+
+# (b) PostgreSQL
+
+
+def _sequence(fleet: Fleet) -> None:
+    """Every kind of change, in one order: licences, a backup and its nomination, accounts, scans, engines, the
+    clock, the activation server's slots by hand, and a read that sees a licence lost."""
+    deployments = fleet.deployments()
+    fleet.set_clock(datetime(2027, 5, 1, 9, 30, tzinfo=UTC), frozen=True)
+    fleet.activate("a", KEY_1, 1)
+    fleet.register_backup_online("b", KEY_1, deployments["a"])
+    fleet.change_password("b", APIKEY, "admin", "s3cret-Passw0rd")  # (a login's session id is random)
+    fleet.scan("a", b"hello", "hello.txt")
+    fleet.set_engine("a", "clamav_1_linux", False)
+    fleet.advance_clock(timedelta(days=3))
+    fleet.nominate("b")
+    fleet.licences()  # a: its slot went to b, seen lost now
+    fleet.obtain_licence_file(KEY_2, deployments["c"], 1)
+    fleet.release_slot(KEY_2, deployments["c"])
+
+
+def _fleet_at_noon() -> Fleet:
+    """A fleet whose wall clock stands still: fleets made at different moments are equal."""
+    return Fleet(CONFIG, FleetClock(lambda: datetime(2027, 1, 1, 12, 0, tzinfo=UTC)))
+
+
+def test_the_same_operations_give_the_same_fleet_in_memory_sqlite_and_postgresql(
+    postgres: PostgresServer, tmp_path: Path
+) -> None:
+    in_memory = _fleet_at_noon()
+    _sequence(in_memory)
+    in_sqlite = _fleet_at_noon()
+    with StateStore.open(tmp_path / "fleet.db", in_sqlite):
+        _sequence(in_sqlite)
+    url = postgres.database()
+    in_postgres = _fleet_at_noon()
+    with open_kept_fleet(url, in_postgres):
+        _sequence(in_postgres)
+        assert in_postgres.dump() == in_memory.dump()
+    assert in_sqlite.dump() == in_memory.dump()
+    assert stored_document(tmp_path / "fleet.db") == in_memory.dump()
+    with FleetStore.open(url) as store, store.transaction(DEFAULT_FLEET) as stored:
+        assert stored.document == in_memory.dump()
+    reopened = _fleet_at_noon()  # a new server on the same database takes the stored fleet
+    with open_kept_fleet(url, reopened):
+        assert reopened.dump() == in_memory.dump()
+
+
+def test_a_fleet_written_for_another_configuration_is_refused(postgres: PostgresServer) -> None:
+    url = postgres.database()
+    with open_kept_fleet(url, Fleet(CONFIG)):
+        pass
+    other = Fleet(FleetConfig(instances=("x",)))
+    other.freeze_clock()
+    before = other.dump()
+    with pytest.raises(StoreError, match="written for another fleet configuration: --instance"):
+        open_kept_fleet(url, other)
+    assert other.dump() == before
+
+
+def _serve_postgres(processes: list[MockcoreProcess], workdir: Path, url: str) -> MockcoreProcess:
+    return serve(processes, workdir, "--state", url)
+
+
+def test_two_servers_on_one_database_never_give_a_slot_twice(
+    postgres: PostgresServer, processes: list[MockcoreProcess], tmp_path: Path
+) -> None:
+    url = postgres.database()
+    servers = [_serve_postgres(processes, tmp_path / f"replica{i}", url) for i in range(2)]
+    for round_ in range(4):
+        assert control(servers[round_ % 2], "POST", "/reset").status_code == 200
+        attempts = [(server, name) for server in servers for name in INSTANCES]  # 6 activations, 2 slots
+        barrier = threading.Barrier(len(attempts))
+
+        def activate(server: MockcoreProcess, name: str, barrier: threading.Barrier = barrier) -> int:
+            barrier.wait()
+            response = core(server, name, "POST", "/admin/license/activation", json={"activationKey": KEY_1})
+            return response.status_code
+
+        with ThreadPoolExecutor(len(attempts)) as pool:
+            statuses = list(pool.map(lambda attempt: activate(*attempt), attempts))
+        states = [control(server, "GET", "/state").json() for server in servers]
+        assert same_fleet(states[0], states[1])  # each sees what the other committed
+        holders = states[0]["keys"][0]["holders"]
+        assert len(holders) == 2 and len(set(holders)) == 2, holders
+        active = [n for n, inst in states[0]["instances"].items() if inst["licence"]["state"] == "active"]
+        assert len(active) == 2, active
+        for (_, name), status in zip(attempts, statuses, strict=True):  # 200 only for who holds a slot
+            assert status == (200 if name in active else 400), (name, statuses, active)
+        for name in INSTANCES:  # a licence read on either server agrees with the slots
+            licensed = [core(s, name, "GET", "/admin/license").json().get("online_activated") is True for s in servers]
+            assert licensed[0] == licensed[1] == (name in active), (name, licensed)
+
+
+def test_postgresql_stopped_mid_run_answers_5xx_and_memory_stays_then_resumes(
+    processes: list[MockcoreProcess], tmp_path: Path
+) -> None:
+    with running_postgres() as postgres:
+        url = postgres.database()
+        server = _serve_postgres(processes, tmp_path / "run0", url)
+        assert control(server, "PUT", "/clock", json={"frozen": True}).status_code == 200
+        assert core(server, "a", "POST", "/admin/license/activation", json={"activationKey": KEY_1}).status_code == 200
+        before = control(server, "GET", "/state").json()
+
+        in_process = Fleet(CONFIG)  # the same, in-process, to look at memory while the store is gone
+        kept = open_kept_fleet(url, in_process)
+        assert in_process.dump() == before
+
+        postgres.stop("immediate")  # a crash
+        refused = core(server, "b", "POST", "/admin/license/activation", json={"activationKey": KEY_1})
+        assert refused.status_code >= 500 and set(refused.json()) == {"err"}, refused.text
+        with pytest.raises(StoreError):
+            in_process.activate("b", KEY_1, 1)
+        in_process.keep(None)
+        assert in_process.dump() == before  # memory as it was
+        in_process.keep(kept.keeper)
+
+        postgres.start()
+        assert control(server, "GET", "/state").json() == before
+        accepted = core(server, "b", "POST", "/admin/license/activation", json={"activationKey": KEY_1})
+        assert accepted.status_code == 200, accepted.text
+        after = control(server, "GET", "/state").json()
+        assert after["instances"]["b"]["licence"]["state"] == "active"
+        assert in_process.dump() == after  # the other process sees the commit
+        kept.close()
+        assert server.stop().returncode == 0
+        restarted = _serve_postgres(processes, tmp_path / "run1", url)
+        assert control(restarted, "GET", "/state").json() == after
