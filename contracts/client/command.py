@@ -326,6 +326,7 @@ class PersistentCommandClient(CommandClient):
                     return line
                 process.wait(timeout=5)
                 return None
+            self._pending += chunk
 
     def _ended(self, problem: str) -> CallResult:
         process = self._process
