@@ -1,8 +1,10 @@
-# mockcore: an emulated MetaDefender Core fleet (licence and hot-backup API) and its activation server.
+# mockcore: an emulated MetaDefender Core fleet (licence and hot-backup API) and its activation server, and
+# mockcore-contracts, the suites that check a server or a client against the licence rules.
 #
 #   docker build -t mockcore .
 #   docker run -p 8008:8008 -p 8009:8009 mockcore
 #   docker run -p 8008:8008 -p 8010:8010 -p 8009:8009 mockcore serve --host 0.0.0.0 --instance prod=8008 --instance backup=8010
+#   docker run --network host --entrypoint mockcore-contracts mockcore server --core-url http://127.0.0.1:8008
 #
 # BASE is any image with Python >= 3.11 as `python3`, `venv` and `pip`: the default is the official slim image;
 # tests/test_container.py builds on a Debian bookworm rootfs made with debootstrap (see docs/guides/test-double.md, Container).
@@ -11,6 +13,9 @@ ARG BASE=python:3.11-slim
 FROM ${BASE} AS build
 COPY pyproject.toml README.md /src/
 COPY mockcore /src/mockcore
+# The contract suites too: `mockcore-contracts` checks a server or a client from the image (and `GET /openapi.json`
+# serves contracts/openapi.yaml).
+COPY contracts /src/contracts
 # A virtual environment: works on the official image and on Debian's externally-managed python3 alike. pip, its
 # cache and the build tools stay out of the final image.
 RUN python3 -m venv /opt/mockcore \

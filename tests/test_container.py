@@ -602,6 +602,36 @@ def test_default_command_serves_under_chroot(built: BuiltImage, rootfs: Path, wo
         assert licence.json()["deployment"], licence.json()
         refused = requests.get(f"http://127.0.0.1:{port}/admin/license", timeout=10)
         assert refused.status_code == 400, refused.text  # E_ACCESS_MISSING
+        contract = requests.get(f"http://127.0.0.1:{port}/openapi.json", timeout=10)
+        assert contract.status_code == 200 and "/admin/license" in contract.json()["paths"], contract.text[:300]
+
+        # The contract suite is in the image too: `mockcore-contracts server`, as the image's user, checks the
+        # server it serves (a small budget: the point is that the command works from the image).
+        suite = subprocess.run(
+            chroot_argv(
+                rootfs,
+                uid,
+                gid,
+                [
+                    "mockcore-contracts",
+                    "server",
+                    "--core-url",
+                    f"http://127.0.0.1:{port}",
+                    "--examples",
+                    "1",
+                    "--steps",
+                    "5",
+                    "--derandomize",
+                ],
+            ),
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            text=True,
+            env=dict(built.env, HOME="/tmp"),
+            timeout=READY_TIMEOUT + 120,
+            check=False,
+        )
+        assert suite.returncode == 0 and "PASSED" in suite.stdout, suite.stdout[-2000:] + suite.stderr[-2000:]
 
         # The HEALTHCHECK command itself, inside the image, as its user: healthy now...
         health_env = dict(built.env, MOCKCORE_HEALTH_PORT=str(port))
