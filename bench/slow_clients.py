@@ -10,7 +10,9 @@ with `--slow` slow-header and `--slow` slow-body connections open: a slow-header
 its headers one byte every TRICKLE seconds, a slow-body one sends whole headers with `Content-Length: 4096` and
 then its body one byte every TRICKLE seconds; a connection the server cuts is opened again at once, so that many
 are open all along. Prints each stall's median and max, and the ratios (with slow clients / without; baseline /
-read-ahead). Exit status 1 if mockcore died or answered an ordinary request with anything but 200, 401 or 403
+read-ahead). Then (`--cost-rounds`, default 3) what the read-ahead costs an ordinary request: a trivial WSGI app
+served with it and without it, 3,000 sequential keep-alive requests per round, requests/s and server CPU per
+request. Exit status 1 if mockcore died or answered an ordinary request with anything but 200, 401 or 403
 (the request carries no valid apikey: any answer shows the server is serving).
 """
 
@@ -21,6 +23,7 @@ import contextlib
 import http.client
 import json
 import socket
+import subprocess
 import sys
 import threading
 import time
@@ -28,7 +31,19 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from benchlib import Served, environment, fmt_ratio, header, median, progress, ratio, served, table, workdir
+from benchlib import (
+    Served,
+    environment,
+    fmt_ratio,
+    header,
+    median,
+    progress,
+    ratio,
+    served,
+    session_cpu_seconds,
+    table,
+    workdir,
+)
 
 TRICKLE = 0.5  # seconds between two bytes of a slow connection
 SETTLE = 2.0  # seconds given to the slow connections to be open and sending before timing
@@ -40,6 +55,62 @@ BASELINE_SWITCH = (
 )
 SLOW_HEAD = b"GET /version HTTP/1.1\r\nHost: slow\r\nX-Slow: "
 SLOW_BODY = b"POST /version HTTP/1.1\r\nHost: slow\r\nContent-Type: application/json\r\nContent-Length: 4096\r\n\r\n"
+
+
+TRIVIAL_SERVER = """
+import sys, threading, time
+from mockcore.serving import CherootServer
+def app(environ, start_response):
+    start_response("200 OK", [("Content-Length", "2")])
+    return [b"ok"]
+server = CherootServer("127.0.0.1", 0, app, threads=16, tls=None, name="cost", read_ahead=sys.argv[1] == "on")
+server.prepare()
+threading.Thread(target=server.serve, daemon=True).start()
+print(server.bind_addr[1], flush=True)
+time.sleep(3600)
+"""
+COST_REQUESTS = 3000
+
+
+def cost_round(read_ahead: bool) -> tuple[float, float | None]:
+    """Requests/s and server CPU ms per request of COST_REQUESTS sequential keep-alive requests to a trivial app."""
+    argv = [sys.executable, "-c", TRIVIAL_SERVER, "on" if read_ahead else "off"]
+    process = subprocess.Popen(argv, stdout=subprocess.PIPE, start_new_session=True)
+    try:
+        assert process.stdout is not None
+        conn = http.client.HTTPConnection("127.0.0.1", int(process.stdout.readline()), timeout=REQUEST_TIMEOUT)
+        for _ in range(200):  # warm-up
+            conn.request("GET", "/")
+            conn.getresponse().read()
+        cpu_before, started = session_cpu_seconds(process.pid), time.perf_counter()
+        for _ in range(COST_REQUESTS):
+            conn.request("GET", "/")
+            conn.getresponse().read()
+        elapsed, cpu_after = time.perf_counter() - started, session_cpu_seconds(process.pid)
+        conn.close()
+    finally:
+        process.kill()
+        process.wait()
+    cpu = (cpu_after - cpu_before) / COST_REQUESTS * 1000 if cpu_before is not None and cpu_after else None
+    return COST_REQUESTS / elapsed, cpu
+
+
+def cost(rounds: int) -> dict[str, Any]:
+    """What the read-ahead costs an ordinary request: with it and without, alternating, `rounds` rounds."""
+    runs: dict[str, list[tuple[float, float | None]]] = {"read-ahead": [], "baseline": []}
+    for index in range(rounds):
+        progress(f"cost: round {index + 1}/{rounds}...")
+        for name in ("read-ahead", "baseline") if index % 2 == 0 else ("baseline", "read-ahead"):
+            runs[name].append(cost_round(name == "read-ahead"))
+    doc: dict[str, Any] = {}
+    for name, values in runs.items():
+        cpus = [c for _r, c in values if c is not None]
+        doc[name] = {"rps": [round(r) for r, _c in values], "cpu_ms_per_request": median(cpus) if cpus else None}
+    rps = ratio(median([r for r, _c in runs["read-ahead"]]), median([r for r, _c in runs["baseline"]]))
+    cpu_a, cpu_b = doc["read-ahead"]["cpu_ms_per_request"], doc["baseline"]["cpu_ms_per_request"]
+    doc["ratio_rps"] = rps
+    doc["ratio_by_cpu"] = ratio(cpu_b, cpu_a) if cpu_a and cpu_b else None
+    return doc
 
 
 def mockcore_argv(ready_file: Path, baseline: bool) -> list[str]:
@@ -180,6 +251,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     doc["ratios"] = ratios
     worst = max(by[("read-ahead", True)].stalls)
     doc["target"] = {"goal_s": 1.0, "max_s": round(worst, 4), "met": worst <= 1.0}
+    if args.cost_rounds:
+        doc["cost"] = cost(args.cost_rounds)
     return doc
 
 
@@ -189,6 +262,9 @@ def main() -> int:
     parser.add_argument("--tries", type=int, default=10, help="ordinary requests timed per series")
     parser.add_argument("--baseline-tries", type=int, default=3, help="the same for the baseline (each can take 10 s)")
     parser.add_argument("--no-baseline", action="store_true", help="measure only mockcore as it is")
+    parser.add_argument(
+        "--cost-rounds", type=int, default=3, help="rounds of the read-ahead's cost on ordinary requests (0: skip)"
+    )
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     try:
@@ -221,6 +297,13 @@ def main() -> int:
     print(f"(an unanswered try counts as {REQUEST_TIMEOUT:.0f} s: a ratio involving one is a lower bound)")
     for name, value in doc["ratios"].items():
         print(f"{name}: {fmt_ratio(value)}")
+    if "cost" in doc:
+        c = doc["cost"]
+        print(
+            f"cost, {COST_REQUESTS} sequential keep-alive requests to a trivial app per round: req/s read-ahead "
+            f"{c['read-ahead']['rps']}, without {c['baseline']['rps']}: ratio {fmt_ratio(c['ratio_rps'])}; by server "
+            f"CPU per request (without / read-ahead) {fmt_ratio(c['ratio_by_cpu'])}"
+        )
     target = doc["target"]
     verdict = "PASS" if target["met"] else "MISS"
     print(f"goal: an ordinary request answered within 1 s, slow connections open: max {target['max_s']} s, {verdict}")
