@@ -2,8 +2,8 @@
 
 Used two ways:
 
-    mockcore-contracts workflows --adapter examples/workflows/python_client.py:Runbooks
-    mockcore-contracts workflows --command 'python3 examples/workflows/python_client.py' [--persistent]
+    mockcore-contracts workflows --adapter examples/workflows/runbooks.py:Runbooks
+    mockcore-contracts workflows --command 'python3 examples/workflows/runbooks.py' [--persistent]
 
 As a command it reads request objects (protocol `mockcore-contracts-client/2`), one per line, and prints one outcome
 per line: the same loop serves one request per process and the persistent mode.
