@@ -12,11 +12,7 @@ from typing import Any
 
 from mockcore.config import ACTIVATION_FACE
 from mockcore.fleet import Fleet
-from mockcore.http.activation_api import create_activation_app
-from mockcore.http.control_api import create_control_blueprint
-from mockcore.http.core_api import create_core_app
-from mockcore.http.dashboard import create_dashboard_blueprint
-from mockcore.http.middleware import FaceMiddleware
+from mockcore.http.faces import build_face
 from mockcore.serving import FaceServer, make_server
 from mockcore.tls import TlsFiles
 
@@ -49,22 +45,12 @@ class FleetServer:
     def __init__(self, fleet: Fleet, options: ServeOptions) -> None:
         self.fleet = fleet
         self.options = options
-        self._faces = [
-            _Face(name, create_core_app(fleet, name), options.instance_ports.get(name, 0), options.core_tls)
-            for name in fleet.names
-        ]
-        self._faces.append(
-            _Face(ACTIVATION, create_activation_app(fleet), options.activation_port, options.activation_tls)
-        )
-        for face in self._faces:
-            face.app.register_blueprint(create_control_blueprint(fleet, self.urls, options.control_token))
-            face.app.register_blueprint(
-                create_dashboard_blueprint(fleet, self.urls, self.wsgi_apps, options.control_token)
-            )
-            if face.name == ACTIVATION:
-                face.wsgi = FaceMiddleware(face.app, fleet, "activation", None)
-            else:
-                face.wsgi = FaceMiddleware(face.app, fleet, "core", face.name)
+        ports = {**options.instance_ports, ACTIVATION: options.activation_port}
+        self._faces = []
+        for name in (*fleet.names, ACTIVATION):
+            built = build_face(fleet, name, self.urls, self.wsgi_apps, options.control_token)
+            tls = options.activation_tls if name == ACTIVATION else options.core_tls
+            self._faces.append(_Face(name, built.app, ports.get(name, 0), tls, wsgi=built.wsgi))
 
     def start(self) -> None:
         """Bind every port first (so a taken port fails before anything serves), then serve them all."""
