@@ -7,7 +7,8 @@ import socket
 import pytest
 import requests
 
-from mockcore.fleet import Fleet, FleetConfig
+from mockcore.fleet import Fleet, FleetConfig, StoreError
+from mockcore.lifecycle import LicenceState
 from mockcore.server import FleetServer, ServeOptions
 
 
@@ -35,6 +36,24 @@ def test_a_failure_after_the_view_answers_a_json_500() -> None:
         )
     assert response.status_code == 500
     assert response.json() == {"err": "Internal error."}
+
+
+def test_a_store_that_refuses_the_write_answers_503_saying_so() -> None:
+    def full_store() -> None:
+        raise StoreError("disk full\n  (the state file cannot grow)")
+
+    fleet = Fleet(FleetConfig())
+    fleet.subscribe(full_store)
+    with FleetServer(fleet, ServeOptions()) as server:
+        response = requests.post(
+            server.urls()["core"] + "/admin/license/activation",
+            headers={"apikey": fleet.config.resolved_apikey},
+            json={"activationKey": fleet.activation_keys()[0].key},
+            timeout=10,
+        )
+    assert response.status_code == 503
+    assert response.json() == {"err": "The state store refused the change: disk full (the state file cannot grow)"}
+    assert fleet.states() == {"core": LicenceState.UNLICENSED}  # the change did not happen
 
 
 def test_stop_closes_every_port_and_a_failed_start_cleans_up() -> None:

@@ -19,6 +19,7 @@ from flask import Flask, Response, request
 from werkzeug.exceptions import HTTPException
 
 from mockcore.catalogue import Catalogue, ErrorCode, LicenceError
+from mockcore.fleet import StoreError
 
 JSON_LIMIT = 64 * 1024
 CONTRACT_PATH = "/openapi.json"
@@ -84,6 +85,13 @@ def install_error_rendering(app: Flask, catalogue: Catalogue) -> None:
         log.exception("unexpected error", exc_info=error)
         return json_response({"err": "Internal error."}, 500)
 
+    def store_refused(error: StoreError) -> Response:
+        """The state store refused the write (disk full, database gone): the fleet is as it was before the
+        request (mockcore.fleet), so the answer says the change did not happen, and why, in one line."""
+        log.error("the state store refused a write: %s", error)
+        reason = " ".join(str(error).split())[:300]
+        return json_response({"err": f"The state store refused the change: {reason}"}, 503)
+
     def http_error(error: HTTPException) -> Response:
         if (error.code or 500) >= 500:  # Flask wraps a failure outside the view (after_request) in a 500
             return unexpected(getattr(error, "original_exception", None) or error)
@@ -95,6 +103,7 @@ def install_error_rendering(app: Flask, catalogue: Catalogue) -> None:
         return response
 
     app.register_error_handler(LicenceError, licence_error)
+    app.register_error_handler(StoreError, store_refused)
     app.register_error_handler(HTTPException, http_error)
     app.register_error_handler(Exception, unexpected)
 
