@@ -13,6 +13,11 @@ the rounds are printed with the ratios to the baseline. Then, unless `--no-defau
 default budget (the drills and 25 generated sequences, shrinking on) per adapter, timed: it must stay under two
 minutes. Everything talks to one `mockcore serve` the script starts on free ports (as `mockcore-contracts client`
 does) and stops. Not a test: pytest never collects bench/. Exit status 1 if a client fails the harness.
+
+The persistent command adapter: the same command (`examples/workflows/lines_adapter.py`, which loops over the
+lines of stdin and so serves both modes) run once per call and once for the whole run (`--persistent`), on the
+one-call drills (protocol version 1) and on the workflow drills (version 2), each round in both orders; the
+speed-up is the ratio of the medians, measured in the same run. `--persistent-only` runs just that part.
 """
 
 from __future__ import annotations
@@ -41,14 +46,16 @@ from contracts.client.adapter import (
     PythonClient,
     Success,
 )
-from contracts.client.command import CommandClient
+from contracts.client.command import CommandClient, PersistentCommandClient
 from contracts.client.harness import HarnessSettings, run_harness
 from contracts.client.report import ClientReport
 from contracts.client.serve import ServedMock, connect
+from contracts.client.workflow_harness import WorkflowSettings, run_workflows
 from examples.clients.python_client.adapter import Adapter
 
 ROOT = Path(__file__).resolve().parents[1]
 SHELL_CLIENT = str(ROOT / "examples" / "clients" / "shell_client" / "client.sh")
+LINES_CLIENT = f"{sys.executable} {ROOT / 'examples' / 'workflows' / 'lines_adapter.py'}"
 DEFAULT_BUDGET_LIMIT = 120.0
 
 
@@ -164,20 +171,67 @@ def default_budget(url: str, apikey: str) -> dict[str, float]:
     return timed
 
 
+def persistent_run(url: str, apikey: str, protocol: int, persistent: bool) -> float:
+    """Seconds for the drills of one protocol version, the lines client run per call or persistent."""
+    driver = (PersistentCommandClient if persistent else CommandClient)(LINES_CLIENT, timeout=60)
+    fleet = connect(url, apikey=apikey)
+    try:
+        if protocol == 1:
+            report = run_harness(driver, fleet, HarnessSettings(examples=0))
+        else:
+            report = run_workflows(driver, fleet, WorkflowSettings(examples=0))
+    finally:
+        driver.close()
+        fleet.connection.close()
+    if not report.passed:
+        raise SystemExit(f"the lines client failed (protocol {protocol}):\n{report.render()}")
+    return report.seconds
+
+
+def persistent_speedup(url: str, apikey: str, rounds: int) -> dict[str, Any]:
+    """Per protocol version: the median seconds of the drills per call and persistent, and their ratio."""
+    found: dict[str, Any] = {}
+    for protocol in (1, 2):
+        times: dict[bool, list[float]] = {False: [], True: []}
+        for number in range(rounds):
+            for persistent in (number % 2 == 0, number % 2 != 0):
+                progress(f"persistent, protocol {protocol}, round {number + 1}/{rounds}: persistent={persistent}")
+                times[persistent].append(persistent_run(url, apikey, protocol, persistent))
+        per_call, kept = statistics.median(times[False]), statistics.median(times[True])
+        found[f"protocol {protocol}"] = {"per_call_s": per_call, "persistent_s": kept, "speedup": per_call / kept}
+    return found
+
+
+def print_persistent(found: dict[str, Any]) -> None:
+    rows = [
+        [name, f"{row['per_call_s']:.1f}", f"{row['persistent_s']:.1f}", f"{row['speedup']:.1f}x"]
+        for name, row in found.items()
+    ]
+    print("the drills with examples/workflows/lines_adapter.py, one process per call against one for the run:")
+    print(table(rows, ["drills", "per call (s)", "persistent (s)", "speed-up"]))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--examples", type=int, default=10, help="generated sequences per measured run")
     parser.add_argument("--no-default-budget", action="store_true")
+    parser.add_argument("--persistent-only", action="store_true", help="only the persistent adapter's speed-up")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     document: dict[str, Any] = {"benchmark": "client harness", **environment()}
     with ServedMock.start() as mock:
-        document["results"] = measure(mock.url, mock.apikey, args.rounds, args.examples)
-        if not args.no_default_budget:
-            document["default_budget"] = default_budget(mock.url, mock.apikey)
+        if not args.persistent_only:
+            document["results"] = measure(mock.url, mock.apikey, args.rounds, args.examples)
+            if not args.no_default_budget:
+                document["default_budget"] = default_budget(mock.url, mock.apikey)
+        document["persistent"] = persistent_speedup(mock.url, mock.apikey, args.rounds)
     if args.json:
         print(json.dumps(document, indent=2))
+        return
+    if args.persistent_only:
+        print(header(document))
+        print_persistent(document["persistent"])
         return
     results = document["results"]
     base = results["baseline"]
@@ -208,6 +262,7 @@ def main() -> None:
             f"default budget, {kind}: {timed['sequences']} sequences, {timed['calls']} calls in "
             f"{timed['seconds']:.1f} s ({verdict}: limit {DEFAULT_BUDGET_LIMIT:.0f} s)"
         )
+    print_persistent(document["persistent"])
 
 
 if __name__ == "__main__":
