@@ -453,8 +453,9 @@ _RULES: list[tuple[str, str, str]] = [
     (
         "auth.create-role",
         "auth",
-        "`POST /admin/role` by a caller with `users: write` answers 200 with the role: an integer `id`, and `name`, "
-        "`display_name` and `rights` (area -> `read` and/or `write`) as sent, `editable: true`.",
+        "`POST /admin/role` by a caller with `users: write` answers 200 with the role: an integer `id`, `name` and "
+        "`display_name` as sent, `rights` (area -> `read` and/or `write`) as sent once each area's list is sorted "
+        "and de-duplicated (the suite sends them so), `editable: true`.",
     ),
     (
         "auth.create-user",
