@@ -35,9 +35,10 @@ from contracts.client.harness import FAULTS, QUANTITIES, HarnessSettings, drills
 from contracts.client.journal import Record
 from contracts.client.properties import argument_problems, check_outcome
 from contracts.client.relay import Relay
-from contracts.client.report import PROPERTIES, ClientReport, ClientStep, plain
+from contracts.client.report import PROPERTIES, PROPERTY_RULES, ClientReport, ClientStep, plain
 from contracts.client.run import check_client
 from contracts.client.serve import DEFAULT_INSTANCES, DEFAULT_KEYS, Certificates, ServedMock
+from contracts.rules import RULE_IDS
 from examples.clients import buggy_clients
 from examples.clients.python_client.adapter import Adapter
 from mockcore import MockFleet
@@ -120,6 +121,12 @@ def test_every_buggy_client_is_listed() -> None:
     assert declared == set(BUGS) | set(TLS_BUGS)
     assert len(BUGS) >= 6
     assert {rule for rule, _ in [*BUGS.values(), *TLS_BUGS.values()]} <= set(PROPERTIES)
+
+
+def test_every_property_names_inventory_rules() -> None:
+    assert set(PROPERTY_RULES) == set(PROPERTIES)
+    for name, rules in PROPERTY_RULES.items():
+        assert set(rules) <= RULE_IDS, (name, set(rules) - RULE_IDS)
 
 
 @pytest.mark.parametrize("name", sorted(BUGS))

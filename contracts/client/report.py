@@ -35,10 +35,38 @@ PROPERTIES: dict[str, str] = {
 }
 
 
-# The rule of the rule inventory (contracts/rules.py) each property checks, for the properties that have one.
-PROPERTY_RULES: dict[str, str] = {
-    "sends-given-arguments": "client.sends-given-arguments",
-    "verifies-tls": "client.verifies-tls",
+# The rules of the inventory (contracts/rules.py) each property rests on: what the server does that the client must
+# take into account. `adapter-protocol`, `sends-the-operation` and `verifies-tls` are about the client alone.
+PROPERTY_RULES: dict[str, tuple[str, ...]] = {
+    "adapter-protocol": (),
+    "request-well-formed": ("service.order-of-checks", "register.request-shape", "auth.missing-apikey"),
+    "verifies-tls": (),
+    "sends-the-operation": (),
+    "sends-given-arguments": (
+        "activate.quantity",
+        "view.max_node_count",
+        "activate.unknown-key",
+        "register-online.production-on-key",
+        "file.signature",
+    ),
+    "no-false-success": ("refused.changes-nothing",),
+    "no-double-apply": ("nominate.moves-slot", "refused.changes-nothing"),
+    "reports-server-success": (
+        "register.success-sentence",
+        "unregister.success-sentence",
+        "nominate.success-sentence",
+    ),
+    "surfaces-server-error": ("online.activation-server-down", "service.answers"),
+    "client-view": (
+        "view.deployment",
+        "view.reactivate",
+        "view.days_left",
+        "view.expiration",
+        "view.online_activated",
+        "view.backup-flag",
+    ),
+    "outcome-agrees-with-model": ("refused.changes-nothing", "slots.accounting"),
+    "fleet-matches-model": ("slots.accounting", "slots.within-key", "refused.changes-nothing"),
 }
 
 # Wording that composed messages can produce and a reader should not see: a location named twice ("body the body")
@@ -101,6 +129,8 @@ class ClientReport:
         lines.append(f"FAILED: property `{self.rule}` is broken ({self.phase}; {stats}).")
         if self.rule in PROPERTIES:
             lines.append(f"  the property: {PROPERTIES[self.rule]}")
+        if PROPERTY_RULES.get(self.rule or ""):
+            lines.append(f"  the rules it rests on: {', '.join(PROPERTY_RULES[self.rule or ''])} (docs/rules.md)")
         lines.append(f"  what happened: {detail}")
         lines.append("")
         lines.append(f"{self.sequence_heading()} ({len(self.steps)} steps):")
