@@ -448,7 +448,13 @@ class ContractSpec:
         request_pointer = _pointer("paths", operation.path, operation.method.lower(), "requestBody")
         schema_pointer = self._absolute(f"{request_pointer}/content/{declared[given].replace('/', '~1')}/schema")
         problems = self.schema_problems(schema_pointer, parsed)
-        return [f"{label}: body {problem.removeprefix('at ')}" for problem in problems]
+        # A problem is "at /field: ..." or, for the whole body, "at the body: ...": say "body" once.
+        return [
+            f"{label}: {problem.removeprefix('at ')}"
+            if problem.startswith("at the body")
+            else f"{label}: body {problem.removeprefix('at ')}"
+            for problem in problems
+        ]
 
     def _form_problems(self, label: str, operation: Operation, headers: Mapping[str, str], body: bytes) -> list[str]:
         """`x-request-forms`: the request must match exactly one form (its headers all sent, the other forms'

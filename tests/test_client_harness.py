@@ -580,3 +580,21 @@ def test_tls_options_are_checked(mock: MockFleet, tls_mock: tuple[ServedMock, Pa
     ]:
         result = cli("--adapter", "examples.clients.python_client.adapter:Adapter", *args)
         assert (result.exit_code, message in result.output) == (2, True), (args, result.output)
+
+
+def test_the_cli_runs_a_command_persistently_and_refuses_persistent_without_a_command() -> None:
+    """`--persistent` runs the command once for the whole run (JSON lines), a real subprocess of the real CLI: the
+    example line adapter passes the drills; with a Python adapter the flag is a usage error (exit 2)."""
+    command = ["mockcore-contracts", "client", "--command", f"{sys.executable} examples/workflows/lines_adapter.py"]
+    done = subprocess.run(
+        [*command, "--persistent", "--examples", "0"], cwd=ROOT, capture_output=True, text=True, timeout=300
+    )
+    assert done.returncode == 0 and "PASSED" in done.stdout, done.stdout[-3000:] + done.stderr[-3000:]
+    refused = subprocess.run(
+        ["mockcore-contracts", "client", "--adapter", "examples.clients.python_client.adapter:Adapter", "--persistent"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert refused.returncode == 2 and "--persistent goes with --command" in refused.stdout + refused.stderr

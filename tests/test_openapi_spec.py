@@ -562,3 +562,15 @@ def test_load_document_is_a_fresh_copy() -> None:
     first["paths"].clear()
     assert load_document()["paths"]
     assert yaml.safe_load((resources.files("contracts") / "openapi.yaml").read_text()) == load_document()
+
+
+def test_a_whole_body_problem_says_body_once(spec: ContractSpec) -> None:
+    """A JSON body that is not even an object is a problem of the whole body: the report reads "the body", not
+    "body the body"; a field's problem keeps its pointer after "body"."""
+    headers = {"apikey": "k", "Content-Type": "application/json"}
+    whole = spec.validate_request("POST", "/admin/license/activation", headers=headers, body=b"[1]")
+    field = spec.validate_request(
+        "POST", "/admin/license/activation", headers=headers, body=b'{"activationKey": 7, "quantity": 1}'
+    )
+    assert whole and all("body the body" not in p and "the body" in p for p in whole), whole
+    assert field and any("body /activationKey" in p for p in field), field

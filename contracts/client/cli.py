@@ -14,7 +14,7 @@ import click
 from rich.console import Console
 
 from contracts.client.adapter import AdapterError, ClientDriver, PythonClient, load_adapter
-from contracts.client.command import CommandClient
+from contracts.client.command import CommandClient, PersistentCommandClient
 from contracts.client.harness import HarnessSettings
 from contracts.client.run import check_client
 from contracts.client.serve import DEFAULT_INSTANCES, DEFAULT_KEYS
@@ -24,6 +24,12 @@ from contracts.target import TargetError
 @click.command()
 @click.option("--adapter", metavar="MODULE:CLASS", help="A Python adapter class (FILE.py:CLASS works too).")
 @click.option("--command", metavar="COMMAND", help="A command run once per operation (JSON on stdin and stdout).")
+@click.option(
+    "--persistent",
+    is_flag=True,
+    help="With --command: run it once for the whole run and speak JSON lines (one request per line in, one outcome "
+    "per line out).",
+)
 @click.option("--url", help="A running mock (any face's base URL); default: start `mockcore serve` on free ports.")
 @click.option("--apikey", help="The apikey to give the client (default: the mock's; with --url, log in as admin).")
 @click.option("--control-token", envvar="MOCKCORE_CONTROL_TOKEN", help="The mock's X-Mock-Control-Token.")
@@ -84,6 +90,7 @@ from contracts.target import TargetError
 def client(
     adapter: str | None,
     command: str | None,
+    persistent: bool,
     url: str | None,
     apikey: str | None,
     control_token: str | None,
@@ -110,6 +117,9 @@ def client(
     if (adapter is None) == (command is None):
         console.print("[bold red]error:[/] give exactly one of --adapter MODULE:CLASS and --command COMMAND")
         sys.exit(2)
+    if persistent and command is None:
+        console.print("[bold red]error:[/] --persistent goes with --command (a Python adapter is one process anyway)")
+        sys.exit(2)
     if overrides is not None and url is None:
         console.print("[bold red]error:[/] --overrides goes with --url (the mock the harness starts has none)")
         sys.exit(2)
@@ -128,7 +138,8 @@ def client(
             driver = PythonClient(load_adapter(adapter), timeout=call_timeout, name=adapter)
         else:
             assert command is not None
-            driver = CommandClient(command, timeout=call_timeout, cwd=Path.cwd())
+            kind = PersistentCommandClient if persistent else CommandClient
+            driver = kind(command, timeout=call_timeout, cwd=Path.cwd())
         report = check_client(
             driver,
             url=url,

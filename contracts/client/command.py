@@ -9,12 +9,13 @@ object to the command's stdin, then closes stdin:
 
     {"protocol": "mockcore-contracts-client/1",
      "operation": "register_online",
-     "instance": {"name": "backup", "url": "http://127.0.0.1:40123", "apikey": "00ce77fb...ab43"},
-     "arguments": {"key": "CLNT-AAAA-0000-1111-2222-3333-0001",
+     "instance": {"name": "backup", "url": "http://127.0.0.1:40123", "apikey": "00ce77fb...ab43", "ca_path": null},
+     "arguments": {"key": "k3Fq-8ZtA-mW2x-Pq7R-c9Lh-4VnB-tY6d",
                    "production_deployment": "MSCL0123..."}}
 
 `instance.url` is the base URL to send every request of this operation to (it may differ from call to call: the
-harness sometimes routes a call through a relay of its own), `instance.apikey` the `apikey` header to send.
+harness sometimes routes a call through a relay of its own), `instance.apikey` the `apikey` header to send,
+`instance.ca_path` the CA file to verify an https URL with (null over plain HTTP; never disable verification).
 `arguments` by operation:
 
     activate            key (string), quantity (integer, 1..1000)
