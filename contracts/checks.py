@@ -17,12 +17,14 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime
 from typing import Any
+from urllib.parse import urlsplit
 
 import yaml
 
-from contracts.exchange import Exchange
+from contracts.exchange import SHOWN_REQUEST_HEADERS, Exchange
 from contracts.model import (
     DEPLOYMENT_FORMAT,
+    SYNC_PATH,
     KeyModel,
     LicenceFileModel,
     Model,
@@ -400,25 +402,155 @@ class Checker:
 
     # Scans
 
-    def scan(self, name: str, content: bytes = SAMPLE, label: str = "a file") -> str | None:
-        _, exchange = self.run(
-            f"scan {label} on {name}", lambda m: m.scan(name), lambda: self.post(name, "/file", body=content)
+    def scan(
+        self,
+        name: str,
+        content: bytes = SAMPLE,
+        label: str = "a file",
+        *,
+        sync: bool = False,
+        framed: bool = True,
+        callback: str | None = None,
+        headers: Mapping[str, str] | None = None,
+        who: str = "",
+    ) -> str | None:
+        """`POST /file` (`sync`: `/file/sync`, whose answer is the finished result, checked by value) of `content`,
+        sent with its length or (`framed` false) chunked, with a `callbackurl` if given, with `headers` for the
+        instance's apikey. A scan request the plain `POST /file` does not show (sync, unframed, a callback, another
+        caller) that is refused must leave the instance's scans as they were (read from the control plane's state
+        document). Returns the new scan's data_id, None when refused."""
+        path = SYNC_PATH if sync else "/file"
+        sent = {**self.auth(name), **(headers or {}), **({"callbackurl": callback} if callback is not None else {})}
+        url = self.url(name, path)
+        shown = ""
+        if callback is not None:
+            cut = f"... ({len(callback)} characters)" if len(callback) > 60 else ""
+            shown = f" with callbackurl {callback[:60]!r}{cut}"
+        title = (
+            f"scan {label} on {name}"
+            + (" (sync)" if sync else "")
+            + ("" if framed else " sent chunked, without its length")
+            + shown
+            + (f" as {who}" if who else "")
         )
+        tracked = sync or not framed or callback is not None or headers is not None
+        before = self.scan_count(name) if tracked else None
+        infected = content == EICAR
+        outcome, exchange = self.run(
+            title,
+            lambda m: m.scan(name, sync=sync, framed=framed, callback=callback),
+            lambda: (
+                self.conn.request("POST", url, headers=sent, body=content)
+                if framed
+                else self.unframed(url, sent, content)
+            ),
+            check=lambda o, e, m: self.check_sync_result(name, o, e, infected) if sync and o.ok else self.compare(o, e),
+        )
+        if outcome.error is not None and before is not None and self.scan_count(name) != before:
+            raise broken(outcome.rule, f"the scan was refused {outcome.error}, yet {name} kept a new scan")
         return str(exchange.json()["data_id"]) if exchange.status == 200 else None
 
-    def scan_result(self, name: str, data_id: str, infected: bool, *, apikey: bool = True) -> None:
-        """`GET /file/{data_id}` (the apikey is optional there): the finished result, and its verdict, engine by
-        engine where the engines' types are known."""
+    def unframed(self, url: str, headers: Mapping[str, str], body: bytes) -> Exchange:
+        """A POST whose body is sent chunked (`Transfer-Encoding: chunked`, no Content-Length), recorded as any
+        exchange: over HTTP, requests chunks an iterator; in-process, the WSGI environ says chunked and the input is
+        terminated (as a server that has de-chunked the body gives it)."""
+        sent = {**headers, "Content-Type": "application/octet-stream"}
+        base = next((b for b in self.conn.clients if url.startswith(b + "/")), None)
+        if base is not None:
+            answer = self.conn.clients[base].open(
+                path=urlsplit(url).path,
+                method="POST",
+                headers={**sent, "Transfer-Encoding": "chunked"},
+                data=body,
+                base_url=base,
+                environ_overrides={"wsgi.input_terminated": True},
+            )
+            status, reason = answer.status_code, answer.status.split(" ", 1)[1] if " " in answer.status else ""
+            answered, content = dict(answer.headers.items()), answer.get_data()
+        else:
+            response = self.conn.session.request(
+                "POST",
+                url,
+                headers=sent,
+                data=iter([body]),
+                timeout=self.conn.timeout,
+                allow_redirects=False,
+                verify=self.conn.verify,
+            )
+            status, reason, answered, content = (
+                response.status_code,
+                response.reason or "",
+                dict(response.headers),
+                response.content,
+            )
+        exchange = Exchange(
+            method="POST",
+            url=url,
+            request_headers={
+                **{k: v for k, v in sent.items() if k.lower() in (*SHOWN_REQUEST_HEADERS, "callbackurl")},
+                "Transfer-Encoding": "chunked",
+            },
+            request_body=body,
+            status=status,
+            reason=reason,
+            response_headers=answered,
+            response_body=content,
+        )
+        self.conn.recorder.exchanges.append(exchange)
+        return exchange
+
+    def scan_count(self, name: str) -> int | None:
+        """How many scans the instance keeps, from the control plane's state document (None: not told)."""
+        if not self.fleet.control:
+            return None
+        scans = self.fleet.state_document().get("instances", {}).get(name, {}).get("scans")
+        self.conn.recorder.take()
+        return len(scans) if isinstance(scans, list) else None
+
+    def check_sync_result(self, name: str, outcome: Outcome, exchange: Exchange, infected: bool) -> tuple[str, ...]:
+        """`POST /file/sync`'s answer: 200 with the finished result, by the same fields and verdict as
+        `GET /file/{data_id}` (`check_result`)."""
+        if exchange.status != 200:
+            raise broken(
+                "scan.sync",
+                f"expected 200 with the finished result, got {exchange.status} {exchange.response_body[:200]!r}",
+            )
+        body = self.json_of(exchange, "scan.sync")
+        data_id = body.get("data_id")
+        if not isinstance(data_id, str) or not DATA_ID.fullmatch(data_id):
+            raise broken("scan.sync", f"the result's data_id is 32 hex: {body}")
+        self.check_result(name, body, data_id, infected, "scan.sync")
+        return (*outcome.rules, "scan.eicar" if infected else "scan.clean")
+
+    def scan_result(
+        self,
+        name: str,
+        data_id: str,
+        infected: bool,
+        *,
+        apikey: bool = True,
+        rule: str = "scan.result",
+        headers: Mapping[str, str] | None = None,
+    ) -> None:
+        """`GET /file/{data_id}` (the apikey is optional there; `headers` replace the instance's): the finished
+        result, and its verdict, engine by engine where the engines' types are known. `rule` is blamed for what is
+        not the finished result (`scan.sync` when the scan came from `/file/sync`)."""
         verdict = "scan.eicar" if infected else "scan.clean"
-        headers = self.auth(name) if apikey else {}
+        sent = dict(headers) if headers is not None else self.auth(name) if apikey else {}
         exchange = self.send_step(
             f"read the result of scan {data_id} on {name}" + ("" if apikey else " without an apikey"),
-            lambda: self.conn.request("GET", self.url(name, f"/file/{data_id}"), headers=headers),
+            lambda: self.conn.request("GET", self.url(name, f"/file/{data_id}"), headers=sent),
             f"200 with data_id, file_info, process_info and scan_results ({'infected' if infected else 'clean'})",
         )
         if exchange.status != 200:
-            raise broken("scan.result", f"GET /file/{data_id} answered {exchange.status}")
-        body = self.json_of(exchange, "scan.result")
+            raise broken(rule, f"GET /file/{data_id} answered {exchange.status} {exchange.response_body[:200]!r}")
+        self.check_result(name, self.json_of(exchange, rule), data_id, infected, rule)
+        self.exercised(rule, verdict, *(() if apikey else ("auth.optional-apikey",)))
+
+    def check_result(self, name: str, body: dict[str, Any], data_id: str, infected: bool, rule: str) -> None:
+        """A finished scan result: its documented fields, 100 % done, `Blocked` if infected else `Allowed`, and the
+        verdict (`scan.eicar` / `scan.clean`) overall and engine by engine."""
+        verdict = "scan.eicar" if infected else "scan.clean"
         results, process = body.get("scan_results"), body.get("process_info")
         if (
             body.get("data_id") != data_id
@@ -428,15 +560,49 @@ class Checker:
             or not isinstance(results, dict)
             or not isinstance(results.get("scan_details"), dict)
         ):
-            raise broken("scan.result", f"the result lacks a documented field: {body}")
+            raise broken(rule, f"the result lacks a documented field: {body}")
         wanted = (1, "Infected") if infected else (0, "No Threat Detected")
         got = (results.get("scan_all_result_i"), results.get("scan_all_result_a"))
         if got != wanted or isinstance(got[0], bool):
             raise broken(verdict, f"expected scan_all_result_i/_a {wanted}, got {got}")
         self.check_engine_verdicts(name, results["scan_details"], infected, verdict)
         if results.get("progress_percentage") != 100 or process.get("result") != ("Blocked" if infected else "Allowed"):
-            raise broken("scan.result", f"a finished scan is 100 % done, Blocked if infected else Allowed: {body}")
-        self.exercised("scan.result", verdict, *(() if apikey else ("auth.optional-apikey",)))
+            raise broken(rule, f"a finished scan is 100 % done, Blocked if infected else Allowed: {body}")
+
+    def nodes(self, name: str, headers: Mapping[str, str] | None = None, who: str = "") -> int | None:
+        """`GET /stat/nodes` (with `headers` for the instance's apikey): a list of nodes, each with `max_node_count`
+        the licence's node count as an integer (what the model says, where it knows the key's terms). Returns it."""
+        sent = dict(headers) if headers is not None else self.auth(name)
+        found: list[int] = []
+
+        def check(outcome: Outcome, exchange: Exchange, model: Model) -> tuple[str, ...]:
+            if outcome.error is not None:
+                return self.compare(outcome, exchange)
+            rule = outcome.rule
+            try:
+                listed = exchange.json()
+            except ValueError:
+                listed = None
+            if exchange.status != 200 or not isinstance(listed, list) or not listed:
+                raise broken(
+                    rule, f"expected 200 with a list of nodes, got {exchange.status} {exchange.response_body[:200]!r}"
+                )
+            counts = [node.get("max_node_count") if isinstance(node, dict) else None for node in listed]
+            if not all(isinstance(n, int) and not isinstance(n, bool) for n in counts):
+                raise broken(rule, f"every node's max_node_count is an integer: {counts}")
+            if outcome.body is not None and set(counts) != {outcome.body}:
+                raise broken(rule, f"max_node_count should be {outcome.body} (the licence's node count), is {counts}")
+            found.append(counts[0])
+            return outcome.rules
+
+        self.step(
+            f"list the nodes of {name}" + (f" as {who}" if who else ""),
+            lambda m: m.node_count(name),
+            lambda: self.conn.request("GET", self.url(name, "/stat/nodes"), headers=sent),
+            check,
+            lambda o: f"200, max_node_count {o.body}" if o.ok else describe(o),
+        )
+        return found[0] if found else None
 
     def check_engine_verdicts(self, name: str, details: dict[str, Any], infected: bool, rule: str) -> None:
         """Every active engine reports: an AV engine the verdict (and the threat's name when infected), any other

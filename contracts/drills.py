@@ -34,9 +34,11 @@ from contracts.common import edited
 from contracts.exchange import Exchange
 from contracts.model import (
     BACKUP_PATH,
+    CALLBACK_MAX,
     DEACTIVATION_PATH,
     NOMINATION_PATH,
     READYZ_PATH,
+    SYNC_PATH,
     LicenceFileModel,
     Profile,
 )
@@ -65,7 +67,40 @@ STRAY_APIKEY = "ab12cd34ef56ab78cd90ef12ab34cd56ef78"  # offered to users that m
 READER, OPERATOR, NOBODY = "contract-reader", "contract-operator", "contract-nobody"
 READER_ROLE, OPERATOR_ROLE = "contract-licence-readers", "contract-licence-operators"
 READER_PASSWORD, OPERATOR_PASSWORD = "contract-reader-password", "contract-operator-password"
+# A user whose role grants submitting scans and reading the nodes, and nothing else.
+SCANNER_APIKEY = "9e8d7c6b5a4f3e2d1c0b9a8f7e6d5c4b3a2f"
+SCANNER, SCANNER_ROLE, SCANNER_PASSWORD = "contract-scanner", "contract-scanners", "contract-scanner-password"
 RIGHTS = ("auth.role-rights",)
+SCAN_RIGHTS = ("auth.scan-rights",)
+NODES_RIGHTS = ("auth.nodes-rights",)
+RENEWED_DAYS = 365  # how much later the vendor's renewal of a key ends
+
+
+def callback_of(length: int) -> str:
+    """A well-formed `callbackurl` of exactly `length` characters."""
+    base = "https://ci.example.com:65535/hooks/"
+    return base + "a" * (length - len(base))
+
+
+# `callbackurl`s of the vendor's format, at its edges, and ones just past them (docs/responses.md, Scans).
+GOOD_CALLBACKS = (
+    ("http://example.com", "a host name"),
+    ("HTTPS://CI.Example.COM:65535/hook?scan=1#done", "port 65535, a query and a fragment, in upper case"),
+    ("http://192.0.2.10:1/", "an IPv4 address and port 1"),
+    ("http://[2001:db8::1]:8080/cb", "an IPv6 address in brackets"),
+    (callback_of(CALLBACK_MAX), f"{CALLBACK_MAX} characters"),
+)
+BAD_CALLBACKS = (
+    ("http://example.com:65536/hook", "port 65536"),
+    ("http://example.com:0/hook", "port 0"),
+    ("ftp://example.com/hook", "another scheme"),
+    ("example.com/hook", "no scheme"),
+    ("http:///hook", "no host"),
+    ("http://exa mple.com/", "a space in the host"),
+    ("http://-example.com/", "a label starting with a hyphen"),
+    ("http://2001:db8::1/cb", "an IPv6 address without brackets"),
+    (callback_of(CALLBACK_MAX + 1), f"{CALLBACK_MAX + 1} characters"),
+)
 MALFORMED_APIKEYS = (
     ("not-a-key", "not 36 hex digits"),
     ("abc123def456abc789def012abc345def67", "35 characters"),
@@ -692,6 +727,108 @@ def own_fleet(c: Checker) -> None:
     c.deactivate(a)
 
 
+def scan_requests(c: Checker) -> None:
+    """The scan requests beyond a plain `POST /file`: `/file/sync` by licence state and by verdict (read back with
+    `GET /file/{data_id}`), a body sent without its length, and the `callbackurl` header at the edges of its format;
+    each refusal leaves the instance's scans as they were. Under a profile without `/file/sync` its requests expect
+    the generic 404."""
+    fresh(c)
+    a = c.names[0]
+    sync = not c.model.profile.lacks(SYNC_PATH)
+    good, bad = GOOD_CALLBACKS[0][0], BAD_CALLBACKS[0][0]
+    c.scan(a, sync=True)  # unlicensed: refused as `POST /file` is
+    c.scan(a, framed=False)  # whatever the licence
+    c.scan(a, sync=True, framed=False)
+    # The order of checks: the body's length, then the callbackurl, then the licence's state.
+    c.scan(a, framed=False, callback=bad)
+    c.scan(a, callback=bad)
+    c.scan(a, sync=True, callback=good)
+    c.exercised("service.order-of-checks")
+    c.activate(a, K1, 1)
+    c.engines(a)
+    for content, label in ((SAMPLE, "a file"), (EICAR, "the EICAR test file")):
+        data_id = c.scan(a, content, label, sync=True)
+        if data_id is not None:
+            c.scan_result(a, data_id, content == EICAR, rule="scan.sync")
+    c.scan(a, framed=False)
+    c.scan(a, EICAR, "the EICAR test file", sync=True, framed=False)
+    for url, why in GOOD_CALLBACKS:
+        c.scan(a, label=f"a file, callbackurl with {why},", callback=url)
+    for url, why in BAD_CALLBACKS:
+        c.scan(a, label=f"a file, callbackurl with {why},", callback=url)
+    c.scan(a, sync=True, callback=good)
+    c.scan(a, sync=True, callback=bad)
+    if sync and not c.model.profile.lacks(BACKUP_PATH):
+        c.deactivate(a)
+        file_for(c, K1, outsider(1))
+        c.register_online(a, K1, outsider(1))
+        c.scan(a, sync=True)  # a backup: refused
+        c.scan(a, sync=True, framed=False)
+        c.unregister(a)
+        c.activate(a, K1, 1)
+    last = key_expiry(c, K1)
+    for day in (last, last + timedelta(days=1)):
+        c.set_date(day)
+        c.scan(a, sync=True)
+
+
+def renew_key(c: Checker, key: str, days: int) -> date:
+    """The vendor renews `key`: its expiry moves `days` later at the activation server (through the control plane's
+    state document); the licences already issued keep theirs. Returns the new expiry."""
+    step = c.begin(f"the vendor renews key {c.key_label(key)} by {days} days")
+    document = c.fleet.state_document()
+    entry = next(e for e in document["keys"] if e["terms"]["activation_key"] == key)
+    expires = date.fromisoformat(entry["terms"]["expires"]) + timedelta(days=days)
+    entry["terms"]["expires"] = expires.isoformat()
+    c.fleet.control_request("PUT", "state", document)
+    c.fleet.log_in_again()
+    step.exchanges = c.conn.recorder.take()
+    c.model.keys[key].expires = expires
+    return expires
+
+
+def nodes_and_renewal(c: Checker) -> None:
+    """`GET /stat/nodes` by value: 0 unlicensed, the activation's quantity at 1 and 1000, a file's quantity, an
+    online backup's key's own count; then a renewal: the key's expiry moves at the vendor, the licence keeps its
+    date until it is activated again on the same key, which takes the key's current expiry and no new slot."""
+    fresh(c)
+    a = c.names[0]
+    own = c.model.instances[a].deployment
+    c.nodes(a)
+    for quantity in (1, 1000):
+        c.activate(a, K1, quantity)
+        c.nodes(a)
+    issued = c.obtain_file(K1, own, 5)
+    assert issued is not None
+    c.upload(a, issued.content, f"the licence file issued for {a} with quantity 5")
+    c.nodes(a)
+    if len(c.names) > 1 and not c.model.profile.lacks(BACKUP_PATH):
+        b = c.names[1]
+        c.register_online(b, K1, own)
+        c.nodes(b)
+    c.activate(a, K1, 1)
+    renewed = renew_key(c, K1, RENEWED_DAYS)
+    read(c, a)  # the licence still says the old date
+    try:
+        c.activate(a, K1, 1)
+    except Violation as found:
+        if found.rule in ("view.days_left", "view.expiration"):
+            detail = f"re-activated on the key renewed until {renewed.isoformat()}: {found.detail}"
+            raise broken("activate.renews", detail) from found
+        raise
+    c.exercised("activate.renews")
+    c.nodes(a)
+
+
+def probe(c: Checker, name: str) -> tuple[str, object]:
+    """A read that needs only a valid key, and what it answers: the backup flag, or (a profile without it) the
+    licence view."""
+    flag = c.model.backup_flag(name)
+    if flag.ok:
+        return BACKUP_PATH, flag.body
+    return "/admin/license", c.model.licence_info(name).body
+
+
 def authentication(c: Checker) -> None:
     c.start(new_run=False)  # the target's own fleet: loading a state document would replace its accounts
     a = c.names[0]
@@ -713,11 +850,14 @@ def authentication(c: Checker) -> None:
     ):
         for missing in (True, False):
             headers = {} if missing else {"apikey": UNKNOWN_APIKEY}
+            code, rule = ("E_ACCESS_MISSING", "auth.missing-apikey") if missing else ("E_ACCESS", "auth.unknown-apikey")
+            if c.model.profile.lacks(path):  # the profile comes first: the generic 404, whatever the key
+                code, rule = "E_NOT_FOUND", "profile.absent-endpoints"
             c.refused(
                 a,
                 f"{method} {path} on {a} {'without an apikey' if missing else 'with an unknown one'}",
-                "E_ACCESS_MISSING" if missing else "E_ACCESS",
-                ("auth.missing-apikey" if missing else "auth.unknown-apikey",),
+                code,
+                (rule,),
                 lambda m=method, p=path, h=headers: c.conn.request(m, base + p, headers=h),
                 kind="activate",
             )
@@ -877,12 +1017,13 @@ def authentication(c: Checker) -> None:
         headers=c.auth(a),
         json_body={"api_key": NEW_APIKEY},
     )
+    path, expected = probe(c, a)
     simple(
         c,
         f"read the licence on {a} with the new API key",
         "GET",
-        base + "/admin/license/backup",
-        (200, {"is_backup": False}),
+        base + path,
+        (200, expected),
         ("auth.set-apikey", "auth.configured-apikey"),
         headers={"apikey": NEW_APIKEY},
     )
@@ -890,7 +1031,7 @@ def authentication(c: Checker) -> None:
         c,
         f"read the licence on {a} with another well-formed API key, never set",
         "GET",
-        base + "/admin/license/backup",
+        base + path,
         "E_ACCESS",
         "auth.unknown-apikey",
         headers={"apikey": LATER_APIKEY},
@@ -921,7 +1062,8 @@ def sessions_are_bounded(c: Checker, name: str, admin: str, password: str) -> No
             raise broken("auth.login", f"login {n + 1} answered {answer.status} {answer.response_body[:200]!r}")
         sessions.append(session)
     step.exchanges = c.conn.recorder.take()
-    flag = base + "/admin/license/backup"
+    path, expected = probe(c, name)
+    flag = base + path
     error(
         c,
         f"read with the first of the {MAX_SESSIONS + 1} sessions",
@@ -937,7 +1079,7 @@ def sessions_are_bounded(c: Checker, name: str, admin: str, password: str) -> No
             f"read with the {which} of the {MAX_SESSIONS + 1} sessions",
             "GET",
             flag,
-            (200, {"is_backup": False}),
+            (200, expected),
             ("auth.sessions-bounded",),
             headers={"apikey": session},
         )
@@ -974,9 +1116,9 @@ def log_in(
         raise broken(rule, f"expected 200 with session_id and oms-csrf-token, got {exchange.status} {body}")
     simple(
         c,
-        f"read the backup flag on {name} with the new session",
+        f"read {name} with the new session",
         "GET",
-        base + "/admin/license/backup",
+        base + probe(c, name)[0],
         (200, ...),
         (rule,),
         headers={"apikey": session},
@@ -1016,7 +1158,7 @@ def least_privilege(c: Checker) -> None:
         f"activate {a} as {READER} (license: read only)",
         lambda: c.conn.request("POST", base + "/admin/license/activation", headers=reader, json_body=activation),
     )
-    operator_rights = {"license": ["read", "write"]}
+    operator_rights = {"license": ["read", "write"], "scan": ["read"]}
     no_rights(
         c,
         a,
@@ -1029,6 +1171,21 @@ def least_privilege(c: Checker) -> None:
     operator_role = create_role(c, a, OPERATOR_ROLE, operator_rights, taken="auth.no-rights-changes-nothing")
     create_user(c, a, OPERATOR, OPERATOR_PASSWORD, operator_role, OPERATOR_APIKEY)
     operator = {"apikey": OPERATOR_APIKEY}
+    scanner_role = create_role(c, a, SCANNER_ROLE, {"scan": ["write"], "agents": ["read"]})
+    create_user(c, a, SCANNER, SCANNER_PASSWORD, scanner_role, SCANNER_APIKEY)
+    scanner = {"apikey": SCANNER_APIKEY}
+    sync = not c.model.profile.lacks(SYNC_PATH)
+    for who, headers in ((READER, reader), (OPERATOR, operator)):  # neither has `scan: write` nor `agents: read`
+        for path in ("/file", SYNC_PATH) if sync else ("/file",):
+            no_scan(c, a, f"scan a file on {a} ({path}) as {who} (no scan: write)", base + path, headers)
+        no_rights(
+            c,
+            a,
+            f"list the nodes of {a} as {who} (no agents right)",
+            lambda h=headers: c.conn.request("GET", base + "/stat/nodes", headers=h),
+            rules=NODES_RIGHTS,
+        )
+    granted(c, lambda: c.nodes(a, scanner, SCANNER), NODES_RIGHTS[0])
     if usable:
         granted(
             c,
@@ -1043,11 +1200,13 @@ def least_privilege(c: Checker) -> None:
             ),
         )
         read_as(c, a, READER, reader)
+        writes = DEACTIVATION_PATH if not c.model.profile.lacks(DEACTIVATION_PATH) else "/admin/license"
         no_rights(
             c,
             a,
-            f"deactivate {a} as {READER} (license: read only)",
-            lambda: c.conn.request("POST", base + "/admin/license/deactivation", headers=reader),
+            f"{'deactivate' if writes == DEACTIVATION_PATH else 'upload a licence file to'} {a} as {READER} "
+            "(license: read only)",
+            lambda: c.conn.request("POST", base + writes, headers=reader, body=b"licence: not really\n"),
         )
         engines = c.engines(a)
         for who, headers in ((READER, reader), (OPERATOR, operator)):
@@ -1058,16 +1217,19 @@ def least_privilege(c: Checker) -> None:
                 lambda h=headers: c.conn.request("POST", base + f"/admin/engine/{engines[0]}/disable", headers=h),
                 then=lambda: c.engines(a),
             )
-        granted(
-            c,
-            lambda: c.run(
-                f"deactivate {a} as {OPERATOR}",
-                lambda m: m.deactivate(a),
-                lambda: c.conn.request("POST", base + "/admin/license/deactivation", headers=operator),
-                on=a,
-                kind="deactivate",
-            ),
-        )
+        scan_rights(c, a, scanner, operator, reader, sync)
+        c.nodes(a, scanner, SCANNER)
+        if writes == DEACTIVATION_PATH:
+            granted(
+                c,
+                lambda: c.run(
+                    f"deactivate {a} as {OPERATOR}",
+                    lambda m: m.deactivate(a),
+                    lambda: c.conn.request("POST", base + "/admin/license/deactivation", headers=operator),
+                    on=a,
+                    kind="deactivate",
+                ),
+            )
     own_account(c, a)
     unknown = str(max(int(reader_role), int(operator_role)) + 1000)
     for title, path, code, rule, doc in (
@@ -1104,9 +1266,9 @@ def least_privilege(c: Checker) -> None:
         if doc.get("apikey") == STRAY_APIKEY:  # no user was created: the key offered to it works nowhere
             error(
                 c,
-                f"read the backup flag of {a} with the API key offered to the refused user",
+                f"read {a} with the API key offered to the refused user",
                 "GET",
-                base + "/admin/license/backup",
+                base + probe(c, a)[0],
                 "E_ACCESS",
                 rule,
                 headers={"apikey": STRAY_APIKEY},
@@ -1119,6 +1281,46 @@ def least_privilege(c: Checker) -> None:
         "E_LOGIN",
         "auth.unknown-role",
         json_body={"user": NOBODY, "password": "nobody"},
+    )
+
+
+def scan_rights(
+    c: Checker, name: str, scanner: dict[str, str], operator: dict[str, str], reader: dict[str, str], sync: bool
+) -> None:
+    """On a production: the scanner (`scan: write`) submits, by `POST /file` and `/file/sync`, but reads no result;
+    the operator (`scan: read`) reads it; the reader (no scan right) reads none."""
+    clean = granted(c, lambda: c.scan(name, headers=scanner, who=SCANNER), SCAN_RIGHTS[0])
+    infected = granted(
+        c, lambda: c.scan(name, EICAR, "the EICAR test file", sync=sync, headers=scanner, who=SCANNER), SCAN_RIGHTS[0]
+    )
+    assert isinstance(clean, str) and isinstance(infected, str)
+    for who, headers, right in ((SCANNER, scanner, "scan: write only"), (READER, reader, "no scan right")):
+        no_rights(
+            c,
+            name,
+            f"read the result of scan {clean} on {name} as {who} ({right})",
+            lambda h=headers: c.conn.request("GET", c.url(name, f"/file/{clean}"), headers=h),
+            rules=SCAN_RIGHTS,
+        )
+    for data_id, infected_file in ((clean, False), (infected, True)):
+        granted(c, lambda d=data_id, i=infected_file: c.scan_result(name, d, i, headers=operator), SCAN_RIGHTS[0])
+
+
+def no_scan(c: Checker, name: str, title: str, url: str, headers: dict[str, str]) -> None:
+    """A scan submitted by a caller without `scan: write`: E_NO_RIGHTS, and the instance keeps no new scan."""
+    before = c.scan_count(name)
+
+    def same_scans() -> None:
+        if before is not None and c.scan_count(name) != before:
+            raise broken("auth.scan-rights", f"the scan was refused E_NO_RIGHTS, yet {name} kept a new scan")
+
+    no_rights(
+        c,
+        name,
+        title,
+        lambda: c.conn.request("POST", url, headers=headers, body=SAMPLE),
+        then=same_scans,
+        rules=SCAN_RIGHTS,
     )
 
 
@@ -1172,19 +1374,25 @@ def create_user(c: Checker, name: str, user: str, password: str, role: str, apik
 def read_as(c: Checker, name: str, user: str, headers: dict[str, str]) -> None:
     """The licence view and the backup flag, read with a user's key (`license: read`): what the model says."""
     base = c.fleet.instances[name]
-    for what, path, expected in (
-        ("the licence", "/admin/license", c.model.licence_info(name).body),
-        ("the backup flag", "/admin/license/backup", c.model.backup_flag(name).body),
-    ):
+    reads = [("the licence", "/admin/license", c.model.licence_info(name).body)]
+    if not c.model.profile.lacks(BACKUP_PATH):
+        reads.append(("the backup flag", BACKUP_PATH, c.model.backup_flag(name).body))
+    for what, path, expected in reads:
         simple(c, f"read {what} of {name} as {user}", "GET", base + path, (200, expected), RIGHTS, headers=headers)
 
 
 def no_rights(
-    c: Checker, name: str, title: str, send: Callable[[], Exchange], then: Callable[[], object] | None = None
+    c: Checker,
+    name: str,
+    title: str,
+    send: Callable[[], Exchange],
+    then: Callable[[], object] | None = None,
+    rules: tuple[str, ...] = RIGHTS,
 ) -> None:
-    """A request none of the caller's roles grants the right for: 405 E_NO_RIGHTS, after which the instance's
-    licence view and the slots (and whatever `then` reads back) are as they were."""
-    c.run(title, lambda m: m.error("E_NO_RIGHTS", *RIGHTS), send, on=name)
+    """A request none of the caller's roles grants the right for: 405 E_NO_RIGHTS (a success breaks the first of
+    `rules`), after which the instance's licence view and the slots (and whatever `then` reads back) are as they
+    were."""
+    c.run(title, lambda m: m.error("E_NO_RIGHTS", *rules), send, on=name)
     try:
         c.verify(name, "activate", changed=False)
         if then is not None:
@@ -1195,19 +1403,21 @@ def no_rights(
     c.exercised("auth.no-rights-changes-nothing")
 
 
-def granted(c: Checker, request: Callable[[], object]) -> None:
+def granted(c: Checker, request: Callable[[], object], rule: str = RIGHTS[0]) -> object:
     """A request the caller's role grants the right for, checked as for the administrator; an E_NO_RIGHTS answer
-    breaks `auth.role-rights` rather than the operation's rule."""
+    breaks `rule` (`auth.role-rights`, or the scans' and nodes' own) rather than the operation's rule. Returns what
+    the request returned."""
     try:
-        request()
+        answer = request()
     except Violation as found:
         exchanges = c.log.steps[-1].exchanges if c.log.steps else []
         denied = c.model.error("E_NO_RIGHTS")
         if exchanges and exchanges[-1].status == denied.status and _json(exchanges[-1]) == denied.body:
             detail = f"refused although the caller's role grants the right: {found.detail}"
-            raise broken("auth.role-rights", detail) from found
+            raise broken(rule, detail) from found
         raise
-    c.exercised(*RIGHTS)
+    c.exercised(rule)
+    return answer
 
 
 def _json(exchange: Exchange) -> object:
@@ -1568,7 +1778,6 @@ DRILLS: tuple[Drill, ...] = (
             "error.E_APIKEY_FORMAT",
         ),
         authentication,
-        needs=(BACKUP_PATH, NOMINATION_PATH, DEACTIVATION_PATH),
     ),
     Drill(
         "least-privilege accounts",
@@ -1587,9 +1796,48 @@ DRILLS: tuple[Drill, ...] = (
             "error.E_NAME_TAKEN",
             "error.E_UNKNOWN_ROLE",
             "error.E_APIKEY_TAKEN",
+            "auth.scan-rights",
+            "auth.nodes-rights",
+            "nodes.max-node-count",
+            "scan.sync",
         ),
         least_privilege,
-        needs=(BACKUP_PATH, DEACTIVATION_PATH),
+    ),
+    Drill(
+        "scan requests: synchronous, without their length, with a callbackurl",
+        (
+            "scan.sync",
+            "scan.sync-refused-by-state",
+            "scan.length-required",
+            "scan.callback",
+            "scan.callback-invalid",
+            "scan.sync-callback",
+            "scan.eicar",
+            "scan.clean",
+            "scan.active",
+            "service.order-of-checks",
+            "expiry.last-valid-day",
+            "expiry.first-expired-day",
+            "error.E_LENGTH_REQUIRED",
+            "error.E_CALLBACK_INVALID",
+            "error.E_CALLBACK_UNSUPPORTED",
+            "error.E_SCAN_UNLICENSED",
+            "error.E_SCAN_BACKUP",
+            "error.E_EXPIRED_SCAN",
+        ),
+        scan_requests,
+    ),
+    Drill(
+        "nodes and a key's renewal",
+        (
+            "nodes.max-node-count",
+            "activate.renews",
+            "activate.same-key-no-new-slot",
+            "view.max_node_count",
+            "view.expiration",
+            "upload.sets-offline",
+        ),
+        nodes_and_renewal,
     ),
     Drill(
         "the profile's surface",

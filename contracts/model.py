@@ -30,6 +30,24 @@ BACKUPS = (BACKUP_ONLINE, BACKUP_OFFLINE)
 DEPLOYMENT_FORMAT = re.compile(r"MSCL[0-9a-f]{32}")
 KEY_FORMAT = re.compile(r"[0-9A-Za-z]{4}(-[0-9A-Za-z]{4}){6}")
 
+# The scan requests' refusals (docs/errors.md), which the expected catalogue (`contracts.catalogue`) does not list
+# yet: the model adds them where a catalogue lacks them.
+SCAN_REQUEST_ERRORS: dict[str, CatalogueEntry] = {
+    "E_LENGTH_REQUIRED": CatalogueEntry(411, "Missing Content-Length header."),
+    "E_CALLBACK_INVALID": CatalogueEntry(400, "Callback url is invalid."),
+    "E_CALLBACK_UNSUPPORTED": CatalogueEntry(403, "callbackurl is not supported"),
+}
+# A `callbackurl` of the vendor's format (docs/responses.md, Scans): `http` or `https`, a host (a name of dot-separated
+# labels of letters, digits and inner hyphens, an IPv4 address, or an IPv6 address in brackets), an optional port,
+# an optional path, query or fragment of printable ASCII; at most CALLBACK_MAX characters. The port is checked by
+# value (1 to 65535) apart from the pattern.
+CALLBACK_FORMAT = re.compile(
+    r"(?i)https?://(?:\[[0-9a-f:.]+\]|[a-z0-9](?:[a-z0-9-]*[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]*[a-z0-9])?)*)"
+    r"(?::(?P<port>[0-9]{1,5}))?(?:[/?#][!-~]*)?"
+)
+CALLBACK_MAX = 2048
+SYNC_PATH = "/file/sync"
+
 # The documented answers: the backup endpoints answer sentences, the others `true`.
 BACKUP_REGISTERED = "The backup MetaDefender Core instance is now registered as a backup one."
 BACKUP_REMOVED = "This MetaDefender Core instance is no longer registered as a backup one."
@@ -170,7 +188,7 @@ class Model:
         self.instances = {name: InstanceModel(name, deployment) for name, deployment in instances.items()}
         self.keys = {k.key: k for k in keys}
         self.today = today
-        self.catalogue = dict(CATALOGUE if catalogue is None else catalogue)
+        self.catalogue = {**SCAN_REQUEST_ERRORS, **(CATALOGUE if catalogue is None else catalogue)}
         self.files: list[LicenceFileModel] = []
 
     def copy(self) -> Model:
@@ -278,16 +296,54 @@ class Model:
         rules = ("expiry.last-valid-day",) if self.days_left(inst) == 0 else ()
         return Outcome(200, {"status": "ok"}, None, (*rules, "service.readyz"))
 
-    def scan(self, name: str) -> Outcome:
+    @staticmethod
+    def valid_callback(url: str) -> bool:
+        """A `callbackurl` `POST /file` takes (`CALLBACK_FORMAT`, a port from 1 to 65535, at most 2048 characters)."""
+        found = CALLBACK_FORMAT.fullmatch(url)
+        if found is None or len(url) > CALLBACK_MAX:
+            return False
+        port = found.group("port")
+        return port is None or (not port.startswith("0") and 1 <= int(port) <= 65535)
+
+    def scan(self, name: str, *, sync: bool = False, framed: bool = True, callback: str | None = None) -> Outcome:
+        """`POST /file` (or `/file/sync`) of a non-empty file, in the order of checks: the path the profile may lack,
+        the body's length (`framed`: sent with a Content-Length), the `callbackurl`, then the licence's state."""
+        if sync:
+            lacking = self.absent(SYNC_PATH)
+            if lacking is not None:
+                return lacking
+        if not framed:
+            return self.error("E_LENGTH_REQUIRED", "scan.length-required")
+        if callback is not None and sync:
+            return self.error("E_CALLBACK_UNSUPPORTED", "scan.sync-callback")
+        if callback is not None and not self.valid_callback(callback):
+            return self.error("E_CALLBACK_INVALID", "scan.callback-invalid")
         inst = self.refresh(name)
+        refused = "scan.sync-refused-by-state" if sync else "scan.refused-by-state"
         if inst.is_backup:
-            return self.error("E_SCAN_BACKUP", "scan.refused-by-state")
+            return self.error("E_SCAN_BACKUP", refused)
         if not inst.licensed():
-            return self.error("E_SCAN_UNLICENSED", "scan.refused-by-state")
+            return self.error("E_SCAN_UNLICENSED", refused)
         if self.expired(inst):
-            return self.error("E_EXPIRED_SCAN", "expiry.first-expired-day")
+            return self.error("E_EXPIRED_SCAN", "expiry.first-expired-day", *((refused,) if sync else ()))
         rules = ("expiry.last-valid-day",) if self.days_left(inst) == 0 else ()
+        if callback is not None:
+            rules = (*rules, "scan.callback")
+        if sync:
+            return self.success("the finished result", *rules, "scan.sync")
         return self.success({"data_id": "<32 hex>"}, *rules, "scan.active")
+
+    def node_count(self, name: str) -> Outcome:
+        """`GET /stat/nodes`'s `max_node_count`, an integer: the licence's node count (the activation's quantity or
+        its file's; an online backup's key's own), 0 unlicensed. The body is the count; None: not known (a key whose
+        terms the suite has not seen)."""
+        inst = self.refresh(name)
+        count: int | None = 0
+        if inst.licensed():
+            terms = self.keys[inst.key].terms if inst.key in self.keys else None
+            shown = inst.nodes or (terms.max_node_count if terms is not None else None)
+            count = int(shown) if shown is not None and shown.isdigit() else None
+        return self.success(count, "nodes.max-node-count")
 
     def engines_licensed(self, name: str) -> bool:
         """Engines are listed, and can be switched, once an instance is active or a backup."""

@@ -13,6 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from contracts.catalogue import CATALOGUE
+from contracts.model import SCAN_REQUEST_ERRORS
 
 
 @dataclass(frozen=True)
@@ -83,7 +84,8 @@ SECTIONS: tuple[Section, ...] = (
     Section(
         "scans",
         "10. Scans and engines",
-        "Scans succeed only on an unexpired production; engines appear once an instance is licensed.",
+        "Scans succeed only on an unexpired production, by `POST /file` or `POST /file/sync`; engines appear once an "
+        "instance is licensed; `GET /stat/nodes` tells the licence's node count.",
     ),
     Section(
         "service",
@@ -187,6 +189,13 @@ _RULES: list[tuple[str, str, str]] = [
         "deployment takes one slot whatever the quantity.",
     ),
     ("activate.sets-online", "operations", "An online activation shows `online_activated: true`."),
+    (
+        "activate.renews",
+        "operations",
+        "Re-activating on the key the instance already holds takes the key's current terms: when the vendor has "
+        "renewed the key (a later expiry), the licence shows the key's new expiry (`expiration`, `days_left`), and no "
+        "new slot is taken. Until then the licence keeps the expiry it was activated with.",
+    ),
     (
         "upload.own-deployment",
         "operations",
@@ -472,6 +481,19 @@ _RULES: list[tuple[str, str, str]] = [
         "served as for the administrator.",
     ),
     (
+        "auth.scan-rights",
+        "auth",
+        "A scan request sent with an apikey needs its right: submitting (`POST /file`, `POST /file/sync`) "
+        "`scan: write`, reading a result (`GET /file/{data_id}`) `scan: read`; neither grants the other. Without it: "
+        "405 E_NO_RIGHTS and no scan is kept; with it, as for the administrator.",
+    ),
+    (
+        "auth.nodes-rights",
+        "auth",
+        "`GET /stat/nodes` needs `agents: read`: without it 405 E_NO_RIGHTS; a role granting only it (and `scan: "
+        "write`) lists the nodes.",
+    ),
+    (
         "auth.no-rights-changes-nothing",
         "auth",
         "A request refused E_NO_RIGHTS changes nothing: the licence, the slots, the engines, the users and roles.",
@@ -496,6 +518,46 @@ _RULES: list[tuple[str, str, str]] = [
     ("scan.active", "scans", '`POST /file` on an unexpired production answers 200 `{"data_id": 32 hex}`.'),
     ("scan.refused-by-state", "scans", "A backup refuses scans (E_SCAN_BACKUP), an unlicensed instance too."),
     ("scan.empty", "scans", "An empty `POST /file` body is 422 `File is empty.`"),
+    (
+        "scan.sync",
+        "scans",
+        "`POST /file/sync` on an unexpired production answers 200 with the finished result, by the same fields and "
+        "values as `GET /file/{data_id}` (`data_id` 32 hex, `progress_percentage` 100, EICAR `Blocked` and infected, "
+        "anything else `Allowed` and clean); the scan is kept: `GET /file/{data_id}` answers it the same.",
+    ),
+    (
+        "scan.sync-refused-by-state",
+        "scans",
+        "`POST /file/sync` is refused as `POST /file` is: E_SCAN_BACKUP on a backup, E_SCAN_UNLICENSED unlicensed, "
+        "E_EXPIRED_SCAN past expiry (a scan on the last valid day succeeds); no scan is kept.",
+    ),
+    (
+        "scan.length-required",
+        "scans",
+        "A scan body sent without its length (`Transfer-Encoding: chunked`, no `Content-Length`), to `POST /file` or "
+        "`POST /file/sync`, is 411 E_LENGTH_REQUIRED whatever the licence and the `callbackurl` (the length is "
+        "judged first), and no scan is kept.",
+    ),
+    (
+        "scan.callback",
+        "scans",
+        "`POST /file` takes a `callbackurl` of the vendor's format: `http` or `https` (any case), a host (a name, an "
+        "IPv4 address, or an IPv6 address in brackets), an optional port from 1 to 65535, an optional path, query "
+        "or fragment of printable ASCII, at most 2048 characters in all; the scan is then as without it.",
+    ),
+    (
+        "scan.callback-invalid",
+        "scans",
+        "Any other `callbackurl` on `POST /file` (port 0 or 65536, another scheme or none, no host, a space, an "
+        "IPv6 address without brackets, 2049 characters) is 400 E_CALLBACK_INVALID, before the licence is looked "
+        "at, and no scan is kept.",
+    ),
+    (
+        "scan.sync-callback",
+        "scans",
+        "A `callbackurl` on `POST /file/sync`, well-formed or not, is 403 E_CALLBACK_UNSUPPORTED, before the licence "
+        "is looked at, and no scan is kept.",
+    ),
     ("scan.size", "scans", "A file of up to 64 MiB is accepted for a scan; a larger one is E_TOO_LARGE."),
     (
         "scan.result",
@@ -542,6 +604,13 @@ _RULES: list[tuple[str, str, str]] = [
         "instances and backups, and `active` follows.",
     ),
     ("engines.toggle-unlicensed", "scans", "Engine enable/disable on an unlicensed instance is E_ENGINES_UNLICENSED."),
+    (
+        "nodes.max-node-count",
+        "scans",
+        "`GET /stat/nodes` answers a list of the instance's nodes, each with `max_node_count` an integer: the "
+        "licence's node count (the activation's `quantity`, 1 to 1000, or its licence file's; an online backup its "
+        "key's own), 0 when unlicensed. Under both profiles.",
+    ),
     # 11. Service endpoints and request handling
     ("service.version", "service", '`GET /version` answers `{"product_id": "MSCL", "version": <text>}`.'),
     (
@@ -587,7 +656,7 @@ def _build() -> tuple[Rule, ...]:
     rules = [Rule(rid, section, statement) for rid, section, statement in _RULES]
     for (operation, state), effect in CELLS.items():
         rules.append(Rule(cell(operation, state), "transitions", f"{OPERATIONS[operation]} on {state} {effect}."))
-    for code, entry in CATALOGUE.items():
+    for code, entry in {**CATALOGUE, **{c: e for c, e in SCAN_REQUEST_ERRORS.items() if c not in CATALOGUE}}.items():
         text = f'`{{"err": "{entry.text}"}}`' if entry.text is not None else "the activation server's own text"
         rules.append(Rule(error_rule(code), "errors", f"{code} answers {entry.status} with {text}."))
     return tuple(rules)

@@ -297,6 +297,78 @@ class IgnoresRights(LicenceRules):
         return self.caller(apikey, accounts, required=NEEDS[action].required)
 
 
+# The scan requests, the nodes and renewals (docs/behaviour.md, Scans and engines, Keys and slots; docs/responses.md).
+
+
+class AcceptsChunkedScan(LicenceRules):
+    """A scan body sent chunked, without its length, is scanned as if its length had been given."""
+
+    def scan_request(self, length_given: bool, callback: str | None, *, sync: bool) -> None:
+        super().scan_request(True, callback, sync=sync)
+
+
+class CallbackUnchecked(LicenceRules):
+    """`POST /file` takes any `callbackurl` (its format is not checked); `/file/sync` still refuses one."""
+
+    def scan_request(self, length_given: bool, callback: str | None, *, sync: bool) -> None:
+        super().scan_request(length_given, callback if sync else None, sync=sync)
+
+
+class SyncScanTakesCallback(LicenceRules):
+    """`POST /file/sync` takes a well-formed `callbackurl` as `POST /file` does, instead of E_CALLBACK_UNSUPPORTED."""
+
+    def scan_request(self, length_given: bool, callback: str | None, *, sync: bool) -> None:
+        super().scan_request(length_given, callback, sync=False)
+
+
+class NodesIgnoreQuantity(LicenceRules):
+    """`GET /stat/nodes` says one node for any licence, whatever the quantity it was activated with."""
+
+    def node_count(self, licence: Licence) -> int:
+        return min(super().node_count(licence), 1)
+
+
+class ScanIgnoresRights(LicenceRules):
+    """Scans never ask for the caller's `scan` rights: any known key submits and reads results."""
+
+    def authorised(self, action: str, apikey: str | None, accounts: Accounts) -> User | None:
+        if action in ("scan", "scan-result"):
+            return self.caller(apikey, accounts, required=NEEDS[action].required)
+        return super().authorised(action, apikey, accounts)
+
+
+class NodesIgnoreRights(LicenceRules):
+    """`GET /stat/nodes` answers any known key, without `agents: read`."""
+
+    def authorised(self, action: str, apikey: str | None, accounts: Accounts) -> User | None:
+        if action == "nodes":
+            return self.caller(apikey, accounts, required=True)
+        return super().authorised(action, apikey, accounts)
+
+
+class RenewalKeepsExpiry(LicenceRules):
+    """Re-activating on the key already held keeps the licence's old expiry (a key renewed at the vendor renews
+    nothing)."""
+
+    def activate(
+        self, licence: Licence, deployment: str, key: str, quantity: int, facts: Facts, reachable: bool
+    ) -> Decision:
+        decision = super().activate(licence, deployment, key, quantity, facts, reachable)
+        if licence.state is not LicenceState.ACTIVE or licence.key != key or licence.terms is None:
+            return decision
+        assert decision.licence.terms is not None
+        terms = replace(decision.licence.terms, expires=licence.terms.expires)
+        return Decision(replace(decision.licence, terms=terms), decision.slots)
+
+
+class _ScansWhateverTheState(LicenceRules):
+    """The twin fleet of `_sync_scan_ignores_state`: it scans whatever the licence (an empty file is still
+    refused)."""
+
+    def scan(self, licence: Licence, size: int, facts: Facts) -> None:
+        self.scan_body(size)
+
+
 # WSGI variants: an answer on the wire changed, or what reaches the face. Each wrapper takes the face's app and the
 # fleet, and answers the wrapped app.
 
@@ -487,6 +559,31 @@ def _eicar_reported_clean(app: WsgiApp, fleet: Fleet) -> WsgiApp:
         return result
 
     return _rewrite_json(app, change)
+
+
+def _sync_scan_ignores_state(app: WsgiApp, fleet: Fleet) -> WsgiApp:
+    """`POST /file/sync` scans whatever the licence's state: a sync scan the face refuses for the instance's state
+    (unlicensed, a backup, expired) is scanned by a twin fleet whose licence rule lets every scan through, and its
+    finished result answered."""
+    twin = Fleet(fleet.config, rules=_ScansWhateverTheState())
+    twin_app = FleetServer(twin, ServeOptions()).wsgi_apps()[twin.names[0]]
+    refusals = {ErrorCode.SCAN_BACKUP, ErrorCode.SCAN_UNLICENSED, ErrorCode.EXPIRED_SCAN}
+    texts = {fleet.catalogue.entry(code).text for code in refusals}
+
+    def wrapped(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        if not _is(environ, "POST", "/file/sync"):
+            return app(environ, start_response)
+        body = _request_body(environ)
+        answer = _call(app, environ, body=body)
+        try:
+            refused = json.loads(answer.body).get("err") in texts
+        except (ValueError, AttributeError):
+            refused = False
+        if refused:
+            answer = _call(twin_app, environ, body=body)
+        return _reply(start_response, answer)
+
+    return wrapped
 
 
 # Answers on the wire.
@@ -756,6 +853,54 @@ VARIANTS: tuple[Variant, ...] = (
         "a user whose role grants `license: read` only changes the licence (rights are not checked)",
         ("auth.role-rights",),
         IgnoresRights,
+    ),
+    Variant(
+        "sync-scan-ignores-state",
+        "`POST /file/sync` scans on an unlicensed instance, a backup and past expiry",
+        ("scan.sync-refused-by-state",),
+        wrap_core=_sync_scan_ignores_state,
+    ),
+    Variant(
+        "accepts-chunked-scan",
+        "a scan body sent chunked, without its length, is scanned instead of E_LENGTH_REQUIRED",
+        ("scan.length-required",),
+        AcceptsChunkedScan,
+    ),
+    Variant(
+        "callback-unchecked",
+        "`POST /file` takes any `callbackurl`, malformed or past 2048 characters",
+        ("scan.callback-invalid",),
+        CallbackUnchecked,
+    ),
+    Variant(
+        "sync-scan-takes-callback",
+        "`POST /file/sync` takes a well-formed `callbackurl` instead of E_CALLBACK_UNSUPPORTED",
+        ("scan.sync-callback",),
+        SyncScanTakesCallback,
+    ),
+    Variant(
+        "nodes-ignore-quantity",
+        "`GET /stat/nodes` says one node whatever quantity the licence was activated with",
+        ("nodes.max-node-count",),
+        NodesIgnoreQuantity,
+    ),
+    Variant(
+        "scan-ignores-rights",
+        "scans ask no `scan` right: a user without one submits and reads results",
+        ("auth.scan-rights",),
+        ScanIgnoresRights,
+    ),
+    Variant(
+        "nodes-ignore-rights",
+        "`GET /stat/nodes` answers a user without `agents: read`",
+        ("auth.nodes-rights",),
+        NodesIgnoreRights,
+    ),
+    Variant(
+        "renewal-keeps-expiry",
+        "re-activating on the key already held keeps the old expiry after the vendor renewed the key",
+        ("activate.renews",),
+        RenewalKeepsExpiry,
     ),
     Variant(
         "4.18-serves-backups",
