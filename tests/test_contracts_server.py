@@ -10,6 +10,7 @@ import subprocess
 import sys
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -29,6 +30,23 @@ from tests.serving import MockcoreProcess
 SHRUNK = ("backup-takes-slot", "registers-without-production", "backup-flag-false")
 RUNS = (1, 2, 3)  # each a default run, with its own random seed
 ONLY_UNDER_4_18 = frozenset({"profile.absent-endpoints", "view.deployment_id"})
+# Rules of the accounts, scans and nodes a 4.18 target is held to as a 5.6 one is.
+UNDER_BOTH = frozenset(
+    {
+        "auth.missing-apikey",
+        "auth.sessions-bounded",
+        "auth.set-apikey",
+        "auth.role-rights",
+        "auth.no-rights-changes-nothing",
+        "auth.scan-rights",
+        "auth.nodes-rights",
+        "nodes.max-node-count",
+        "scan.length-required",
+        "scan.callback",
+        "scan.callback-invalid",
+        "activate.renews",
+    }
+)
 
 
 def contracts_command() -> list[str]:
@@ -84,10 +102,37 @@ def test_suite_passes_under_the_4_18_profile() -> None:
     assert [r.mode for r in run.reports] == ["drills", "explore"]
     drills = run.reports[0]
     assert any("the 4.18 profile lacks" in note and "online failover" in note for note in drills.notes)
+    # Users and roles exist in 4.18: the authentication and least-privilege drills run there, the absent endpoints
+    # answering their 404 whatever the key; scans (`/file/sync` its 404) and nodes are as in 5.6.
+    assert not [
+        note
+        for note in drills.notes
+        if "authentication" in note or "least-privilege" in note or "scan requests" in note
+    ]
     exercised = set().union(*(r.coverage for r in run.reports))
     assert ONLY_UNDER_4_18 | {"profile.version", "refused.changes-nothing"} <= exercised
+    assert exercised >= UNDER_BOTH, sorted(UNDER_BOTH - exercised)
     assert not {"view.backup-flag", "service.readyz", "nominate.moves-slot"} & exercised
     assert run.reports[1].coverage["profile.absent-endpoints"] > 0  # the exploration expects the 404s too
+
+
+@pytest.mark.parametrize(
+    ("variant", "rule"),
+    [
+        ("ignores-rights", "auth.role-rights"),
+        ("scan-ignores-rights", "auth.scan-rights"),
+        ("wrong-password-logs-in", "auth.login-refused"),
+    ],
+)
+def test_the_account_drills_catch_their_faults_under_the_4_18_profile(variant: str, rule: str) -> None:
+    """The authentication and least-privilege drills run under 4.18, so a 4.18 Core that ignores rights or takes a
+    wrong password is caught there too."""
+    found = next(v for v in VARIANTS if v.name == variant)
+    older = replace(found, profile="4.18")
+    fleet = discover(inprocess_target(build_fleet(older.fleet_class), older.wrap_core, older.wrap_activation))
+    assert fleet.profile == "4.18"
+    run = run_server_suite(fleet, SuiteSettings(examples=1))
+    assert not run.passed and run.reports[0].rule == rule, run.reports[0].render()
 
 
 def test_the_profile_is_discovered_or_given() -> None:
@@ -142,6 +187,19 @@ def test_exploration_alone_finds_and_shrinks(name: str) -> None:
 
 def test_at_least_nineteen_faulty_servers_each_breaking_a_different_rule() -> None:
     assert len(VARIANTS) >= 19
+    # The fidelity features each have a server that breaks them (scans by sync, unframed and with a callbackurl,
+    # nodes, the rights of scans and nodes, renewals).
+    for rule in (
+        "scan.sync-refused-by-state",
+        "scan.length-required",
+        "scan.callback-invalid",
+        "scan.sync-callback",
+        "nodes.max-node-count",
+        "auth.scan-rights",
+        "auth.nodes-rights",
+        "activate.renews",
+    ):
+        assert any(v.rules == (rule,) for v in VARIANTS), rule
     assert len({v.name for v in VARIANTS}) == len(VARIANTS)
     assert all(set(v.rules) <= RULE_IDS for v in VARIANTS), [v.name for v in VARIANTS if not set(v.rules) <= RULE_IDS]
 
