@@ -34,6 +34,7 @@ from mockcore.tenants import (
     DEFAULT_TENANT_JOURNAL_CAP,
     MemoryTenantRegistry,
     TenantLimits,
+    TenantRegistry,
 )
 from mockcore.tls import TlsFiles, make_throwaway_ca
 
@@ -237,7 +238,9 @@ def main() -> None:
     "--tenants",
     is_flag=True,
     help="Serve the tenant API on --port instead of one fleet: each POST /_mock/tenants makes an isolated fleet "
-    "below /t/<ID>/ (docs/guides/team-service.md). The fleet's options then come in the POST body.",
+    "below /t/<ID>/ (docs/guides/team-service.md). The fleet's options then come in the POST body. With "
+    "--state postgresql://..., the tenants are kept in PostgreSQL: every replica given the same URL serves every "
+    "tenant.",
 )
 @click.option(
     "--tenant-idle-timeout",
@@ -301,7 +304,7 @@ def serve(
     """Run a fleet until SIGINT or SIGTERM."""
     limits = TenantLimits(max_tenants, max_tenant_instances, tenant_journal_cap, tenant_idle_timeout)
     if _tenant_mode(click.get_current_context(), tenants):
-        _serve_tenants(limits, host, port, tls, tls_cert, tls_key, control_token, ready_file)
+        _serve_tenants(limits, state, host, port, tls, tls_cert, tls_key, control_token, ready_file)
         return
     specs = [parse_instance(text) for text in instances] or [InstanceSpec("core", None)]
     try:
@@ -383,7 +386,6 @@ PER_FLEET_OPTIONS = (
     "overrides",
     "profile",
     "journal_cap",
-    "state",
 )
 TENANT_OPTIONS = ("tenant_idle_timeout", "max_tenants", "max_tenant_instances", "tenant_journal_cap")
 
@@ -408,8 +410,26 @@ def _tenant_mode(ctx: click.Context, tenants: bool) -> bool:
     return tenants
 
 
+def _tenant_registry(limits: TenantLimits, state: str | None) -> TenantRegistry:
+    """--state with --tenants: a PostgreSQL URL (every replica given it serves every tenant), or None (memory)."""
+    if state is None:
+        return MemoryTenantRegistry(limits)
+    if not state.startswith(("postgresql://", "postgres://")):
+        raise click.BadParameter(
+            "with --tenants, a postgresql://USER@HOST:PORT/DB URL (tenants shared by every replica given it)",
+            param_hint="--state",
+        )
+    from mockcore.tenant_store import PostgresTenantRegistry  # psycopg imported only then
+
+    try:
+        return PostgresTenantRegistry.open(state, limits)
+    except StoreError as exc:
+        raise click.ClickException(str(exc)) from exc
+
+
 def _serve_tenants(
     limits: TenantLimits,
+    state: str | None,
     host: str,
     port: int,
     tls: str | None,
@@ -422,14 +442,14 @@ def _serve_tenants(
         raise click.UsageError("--tls activation: with --tenants there is one port; use --tls")
     if tls_cert is not None and tls is None:
         tls = "all"
+    registry = _tenant_registry(limits, state)
     tls_files = _tls_files(tls, tls_cert, tls_key, host)
-    server = TenantServer(
-        MemoryTenantRegistry(limits), host=host, port=port, control_token=control_token or None, tls=tls_files
-    )
+    server = TenantServer(registry, host=host, port=port, control_token=control_token or None, tls=tls_files)
     try:
         server.start()
     except OSError as exc:
         _remove_throwaway_ca(tls_files)
+        _close_registry(registry)
         raise click.ClickException(str(exc)) from exc
     stopping = threading.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):
@@ -448,7 +468,14 @@ def _serve_tenants(
             signal.signal(signum, signal.SIG_IGN)
         server.stop()
         _remove_throwaway_ca(tls_files)
+        _close_registry(registry)
         click.echo("mockcore: stopped", err=True)
+
+
+def _close_registry(registry: TenantRegistry) -> None:
+    close = getattr(registry, "close", None)  # a registry kept in a database lets go of its connections
+    if close is not None:
+        close()
 
 
 # `mockcore demo`, `mockcore diagram`, `mockcore screenshot`: showing the fleet to people. Their modules (rich,

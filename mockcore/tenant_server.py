@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import threading
 
+from mockcore.fleet import StoreError
 from mockcore.http.tenant_api import TenantServerApp
 from mockcore.serving import FaceServer, make_server
 from mockcore.tenants import TenantRegistry
@@ -69,7 +70,11 @@ class TenantServer:
     def _sweep(self) -> None:
         every = min(SWEEP_EVERY, max(self.registry.limits.idle_timeout / 4, 0.05))
         while not self._stopping.wait(every):
-            for tenant_id in self.registry.expire_idle():
+            try:
+                gone = self.registry.expire_idle()
+            except StoreError:  # a shared store out of reach: the next sweep tries again
+                continue
+            for tenant_id in gone:
                 self.app.forget(tenant_id)
 
     def stop(self) -> None:

@@ -3,8 +3,9 @@
 A tenant is a `Fleet` of its own (its own clock, fault rules, journal, accounts and keys), an unguessable id and a
 control token of its own. What a tenant is made of is what `mockcore serve` takes for one fleet, checked by the one
 parser, `mockcore.config.parse_fleet` (`parse_tenant_request`). The registry behind the tenant API is a small
-interface, `TenantRegistry` (create, get, touch, delete, list, expire_idle), so a registry kept in a shared store
-can replace the in-memory one (`MemoryTenantRegistry`) without touching the HTTP layer.
+interface, `TenantRegistry` (create, get, touch, delete, summaries, expire_idle, holds): `MemoryTenantRegistry`
+keeps tenants in this process; `mockcore.tenant_store.PostgresTenantRegistry` keeps them in PostgreSQL, shared by
+every replica given the same database.
 
 Memory stays bounded: at most `max_tenants` tenants, `max_instances` instances each, a journal of at most
 `journal_cap` requests each; a tenant left alone for `idle_timeout` seconds is removed.
@@ -18,7 +19,7 @@ import secrets
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -73,12 +74,43 @@ class Tenant:
     idle_since: float  # the registry's monotonic clock at the last use
 
     def summary(self) -> dict[str, Any]:
-        return {
-            "tenant": self.id,
-            "instances": list(self.fleet.names),
-            "created": self.created.isoformat(),
-            "last_used": self.last_used.isoformat(),
-        }
+        return tenant_summary(self.id, self.fleet.names, self.created, self.last_used)
+
+
+def tenant_summary(tenant_id: str, instances: Iterable[str], created: datetime, last_used: datetime) -> dict[str, Any]:
+    """One row of GET /_mock/tenants."""
+    return {
+        "tenant": tenant_id,
+        "instances": list(instances),
+        "created": created.isoformat(),
+        "last_used": last_used.isoformat(),
+    }
+
+
+def check_instances(limits: TenantLimits, count: int) -> None:
+    if count > limits.max_instances:
+        raise TenantError(400, f"A tenant has at most {limits.max_instances} instances.")
+
+
+def too_many_tenants(limits: TenantLimits) -> TenantError:
+    return TenantError(
+        429,
+        f"The server holds its most tenants ({limits.max_tenants}): delete one, or wait for an idle one to expire.",
+    )
+
+
+def new_identity() -> tuple[str, str]:
+    """A new tenant's id and control token (144 and 192 random bits: an id is never given twice in practice)."""
+    return secrets.token_urlsafe(ID_BYTES), secrets.token_urlsafe(TOKEN_BYTES)
+
+
+@dataclass(frozen=True)
+class TenantRequest:
+    """A checked POST /_mock/tenants body: the fleet it describes, and the body normalised (the known fields that
+    were given, `journal_cap` filled in): what another process rebuilds the same fleet from."""
+
+    setup: FleetSetup
+    document: dict[str, Any]
 
 
 class TenantRegistry(Protocol):
@@ -86,8 +118,8 @@ class TenantRegistry(Protocol):
 
     limits: TenantLimits
 
-    def create(self, setup: FleetSetup) -> Tenant:
-        """A new tenant with a fleet built from `setup`; TenantError(429) past `limits.max_tenants`."""
+    def create(self, request: TenantRequest) -> Tenant:
+        """A new tenant with a fleet built from `request`; TenantError(429) past `limits.max_tenants`."""
         ...
 
     def get(self, tenant_id: str) -> Tenant | None:
@@ -102,12 +134,17 @@ class TenantRegistry(Protocol):
         """Remove the tenant; False when there was none."""
         ...
 
-    def list(self) -> list[Tenant]:
-        """Every live tenant, oldest first."""
+    def summaries(self) -> list[dict[str, Any]]:
+        """`Tenant.summary()` of every live tenant, oldest first."""
         ...
 
     def expire_idle(self) -> list[str]:
-        """Remove every tenant idle for `limits.idle_timeout` seconds or more; answers their ids."""
+        """Remove every tenant idle for `limits.idle_timeout` seconds or more; answers their ids (and those this
+        process let go of because another process removed them)."""
+        ...
+
+    def holds(self, tenant_id: str) -> bool:
+        """Whether this process holds the tenant now, without asking a shared store (for caches of its faces)."""
         ...
 
 
@@ -137,23 +174,17 @@ class MemoryTenantRegistry:
             del self._tenants[tid]
         return gone
 
-    def create(self, setup: FleetSetup) -> Tenant:
-        if len(setup.config.instances) > self.limits.max_instances:
-            raise TenantError(400, f"A tenant has at most {self.limits.max_instances} instances.")
-        fleet = Fleet.build(setup)  # outside the lock: building is the slow part
+    def create(self, request: TenantRequest) -> Tenant:
+        check_instances(self.limits, len(request.setup.config.instances))
+        fleet = Fleet.build(request.setup)  # outside the lock: building is the slow part
         now, stamp = self._monotonic(), self._wall()
         with self._lock:
             self._expire_locked(now)
             if len(self._tenants) >= self.limits.max_tenants:
-                raise TenantError(
-                    429,
-                    f"The server holds its most tenants ({self.limits.max_tenants}): delete one, or wait for an idle "
-                    "one to expire.",
-                )
-            tenant_id = secrets.token_urlsafe(ID_BYTES)
+                raise too_many_tenants(self.limits)
+            tenant_id, token = new_identity()
             while tenant_id in self._tenants:  # 144 random bits: never in practice
-                tenant_id = secrets.token_urlsafe(ID_BYTES)
-            token = secrets.token_urlsafe(TOKEN_BYTES)
+                tenant_id, token = new_identity()
             tenant = Tenant(tenant_id, fleet, token, self.limits.journal_cap, stamp, stamp, now)
             self._tenants[tenant_id] = tenant
             return tenant
@@ -188,6 +219,15 @@ class MemoryTenantRegistry:
         with self._lock:
             self._expire_locked(now)
             return sorted(self._tenants.values(), key=lambda t: (t.created, t.id))
+
+    def summaries(self) -> list[dict[str, Any]]:
+        return [tenant.summary() for tenant in self.list()]
+
+    def holds(self, tenant_id: str) -> bool:
+        now = self._monotonic()
+        with self._lock:
+            tenant = self._tenants.get(tenant_id)
+            return tenant is not None and not self._expired(tenant, now)
 
     def expire_idle(self) -> list[str]:
         now = self._monotonic()
@@ -228,7 +268,7 @@ def _typed(doc: dict[str, Any], name: str, kinds: tuple[type, ...], what: str) -
     return value
 
 
-def parse_tenant_request(doc: object, limits: TenantLimits) -> FleetSetup:
+def parse_tenant_request(doc: object, limits: TenantLimits) -> TenantRequest:
     """The body of POST /_mock/tenants, checked: the JSON types here, every value by `parse_fleet` (the CLI's and
     MockFleet's parser, with its messages). Raises TenantError(400) naming the field."""
     if not isinstance(doc, dict):
@@ -252,9 +292,10 @@ def parse_tenant_request(doc: object, limits: TenantLimits) -> FleetSetup:
     elif not 0 <= given["journal_cap"] <= limits.journal_cap:
         raise TenantError(400, f"journal_cap: from 0 to {limits.journal_cap} (the server's --tenant-journal-cap)")
     arguments = {name: value for name, value in given.items() if value is not None}  # the rest: parse_fleet's defaults
+    document = {**arguments, **({"overrides": doc["overrides"]} if doc.get("overrides") is not None else {})}
     with _overrides_file(doc.get("overrides")) as path:
         try:
-            return parse_fleet(**arguments, overrides=path)
+            return TenantRequest(parse_fleet(**arguments, overrides=path), document)
         except ConfigError as exc:
             # parse_fleet reads overrides from a file and names it; the file here is ours, not the client's.
             text = str(exc).replace(f"{path}: ", "") if path is not None else str(exc)

@@ -19,6 +19,7 @@ import json
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Iterable
+from http import HTTPStatus
 from importlib import resources
 from typing import Any
 
@@ -26,6 +27,7 @@ from flask import Flask, Response, has_request_context, request
 
 from mockcore.catalogue import Catalogue
 from mockcore.config import ACTIVATION_FACE
+from mockcore.fleet import StoreError
 from mockcore.http.control_api import CONTROL_JSON_LIMIT, TOKEN_HEADER
 from mockcore.http.faces import Face, build_face
 from mockcore.http.rendering import install_error_rendering, json_response, read_body
@@ -68,7 +70,7 @@ def tenant_document(base: str, tenant: Tenant) -> dict[str, Any]:
 
 def _error(status: int, text: str, start_response: StartResponse) -> list[bytes]:
     body = json.dumps({"err": text}).encode()
-    start_response(f"{status} {'Not Found' if status == 404 else 'Bad Request'}", _json_headers(len(body)))
+    start_response(f"{status} {HTTPStatus(status).phrase}", _json_headers(len(body)))
     return [body]
 
 
@@ -119,7 +121,7 @@ class TenantServerApp:
             tenant.control_token,
         )
         with self._faces_lock:
-            for cached in [k for k in self._faces if self.registry.get(k[0]) is None]:
+            for cached in [k for k in self._faces if not self.registry.holds(k[0])]:
                 del self._faces[cached]  # tenants deleted or expired since
             self._faces[key] = face
             while len(self._faces) > self._face_cache:
@@ -145,7 +147,10 @@ class TenantServerApp:
         if not path.startswith(TENANT_PREFIX):
             return self.api(environ, start_response)
         tenant_id, _, below = path[len(TENANT_PREFIX) :].partition("/")
-        tenant = self.registry.touch(tenant_id) if tenant_id else None
+        try:
+            tenant = self.registry.touch(tenant_id) if tenant_id else None
+        except StoreError as exc:  # a registry kept in PostgreSQL that cannot be reached
+            return _error(503, f"The state store cannot be used: {exc}", start_response)
         if tenant is None:
             return _error(404, "Unknown tenant.", start_response)
         below = "/" + below
@@ -161,7 +166,11 @@ class TenantServerApp:
             return _error(400, refusal, start_response)
         environ["SCRIPT_NAME"] = environ.get("SCRIPT_NAME", "").rstrip("/") + script
         environ["PATH_INFO"] = path_info
-        return self.face(tenant, name).wsgi(environ, start_response)
+        try:
+            face = self.face(tenant, name)
+        except StoreError as exc:
+            return _error(503, f"The state store cannot be used: {exc}", start_response)
+        return face.wsgi(environ, start_response)
 
     @staticmethod
     def _journal_cap_refusal(tenant: Tenant, environ: dict[str, Any], path_info: str) -> str | None:
@@ -248,7 +257,7 @@ class TenantServerApp:
             limits = registry.limits
             return json_response(
                 {
-                    "tenants": [tenant.summary() for tenant in registry.list()],
+                    "tenants": registry.summaries(),
                     "max_tenants": limits.max_tenants,
                     "max_instances": limits.max_instances,
                     "journal_cap": limits.journal_cap,
