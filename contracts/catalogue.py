@@ -62,4 +62,8 @@ CATALOGUE: dict[str, CatalogueEntry] = {
     "E_NAME_TAKEN": CatalogueEntry(400, "The name is already in use."),
     "E_UNKNOWN_ROLE": CatalogueEntry(400, "The role does not exist."),
     "E_APIKEY_TAKEN": CatalogueEntry(400, "The API key is already in use."),
+    # The scan requests' refusals: the vendor's statuses and example texts.
+    "E_LENGTH_REQUIRED": CatalogueEntry(411, "Missing Content-Length header."),
+    "E_CALLBACK_INVALID": CatalogueEntry(400, "Callback url is invalid."),
+    "E_CALLBACK_UNSUPPORTED": CatalogueEntry(403, "callbackurl is not supported"),
 }

@@ -30,13 +30,6 @@ BACKUPS = (BACKUP_ONLINE, BACKUP_OFFLINE)
 DEPLOYMENT_FORMAT = re.compile(r"MSCL[0-9a-f]{32}")
 KEY_FORMAT = re.compile(r"[0-9A-Za-z]{4}(-[0-9A-Za-z]{4}){6}")
 
-# The scan requests' refusals (docs/errors.md), which the expected catalogue (`contracts.catalogue`) does not list
-# yet: the model adds them where a catalogue lacks them.
-SCAN_REQUEST_ERRORS: dict[str, CatalogueEntry] = {
-    "E_LENGTH_REQUIRED": CatalogueEntry(411, "Missing Content-Length header."),
-    "E_CALLBACK_INVALID": CatalogueEntry(400, "Callback url is invalid."),
-    "E_CALLBACK_UNSUPPORTED": CatalogueEntry(403, "callbackurl is not supported"),
-}
 # A `callbackurl` of the vendor's format (docs/responses.md, Scans): `http` or `https`, a host (a name of dot-separated
 # labels of letters, digits and inner hyphens, an IPv4 address, or an IPv6 address in brackets), an optional port,
 # an optional path, query or fragment of printable ASCII; at most CALLBACK_MAX characters. The port is checked by
@@ -188,7 +181,7 @@ class Model:
         self.instances = {name: InstanceModel(name, deployment) for name, deployment in instances.items()}
         self.keys = {k.key: k for k in keys}
         self.today = today
-        self.catalogue = {**SCAN_REQUEST_ERRORS, **(CATALOGUE if catalogue is None else catalogue)}
+        self.catalogue = CATALOGUE if catalogue is None else catalogue
         self.files: list[LicenceFileModel] = []
 
     def copy(self) -> Model:

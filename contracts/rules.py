@@ -13,7 +13,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from contracts.catalogue import CATALOGUE
-from contracts.model import SCAN_REQUEST_ERRORS
 
 
 @dataclass(frozen=True)
@@ -656,7 +655,7 @@ def _build() -> tuple[Rule, ...]:
     rules = [Rule(rid, section, statement) for rid, section, statement in _RULES]
     for (operation, state), effect in CELLS.items():
         rules.append(Rule(cell(operation, state), "transitions", f"{OPERATIONS[operation]} on {state} {effect}."))
-    for code, entry in {**CATALOGUE, **{c: e for c, e in SCAN_REQUEST_ERRORS.items() if c not in CATALOGUE}}.items():
+    for code, entry in CATALOGUE.items():
         text = f'`{{"err": "{entry.text}"}}`' if entry.text is not None else "the activation server's own text"
         rules.append(Rule(error_rule(code), "errors", f"{code} answers {entry.status} with {text}."))
     return tuple(rules)
