@@ -31,6 +31,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -429,3 +430,34 @@ def test_slow_clients_through_haproxy_do_not_stall_another_client(team: Team) ->
             sock.setblocking(False)
             with pytest.raises(BlockingIOError):
                 sock.recv(1)
+
+
+def test_the_deploy_configuration_keeps_each_tenant_on_one_replica(team: Team, tmp_path: Path) -> None:
+    """deploy/haproxy.cfg as it is (`balance uri depth 2`): every request of a tenant reaches the same replica, so
+    its journal (kept per replica) holds them all; the tenants spread over the live replicas."""
+    live = [r for r in team.replicas if r.process is not None and r.process.poll() is None]
+    port = free_port()
+    servers = [host_port(replica.ready["url"]) for replica in team.replicas]
+    proxy = haproxy.Haproxy(haproxy.config(port, servers), port, tmp_path).start()
+    try:
+        api, served_by = team.api(), set()
+        for n in range(6):
+            tenant = make_tenant(api, proxy.url, 100 + n).doc
+            urls = [*tenant["instances"].values(), tenant["activation_server"]]
+            for url in urls * 2:
+                response = until_answered(lambda u=url: call(api, "GET", u + "/version"))  # type: ignore[misc]
+                assert response.status_code < 500, response.text
+            headers = {TOKEN_HEADER: tenant["control_token"]}
+            counts = [
+                len(
+                    call(api, "GET", f"{r.ready['url']}/t/{tenant['tenant']}/_mock/journal", headers=headers).json()[
+                        "entries"
+                    ]
+                )
+                for r in live
+            ]
+            assert sorted(counts) == [0] * (len(live) - 1) + [2 * len(urls)], counts
+            served_by.add(counts.index(2 * len(urls)))
+        assert len(served_by) > 1  # six tenants do not all hash to one replica
+    finally:
+        proxy.stop()
