@@ -38,6 +38,9 @@ import pytest
 import requests
 
 from mockcore.http.control_api import TOKEN_HEADER
+from mockcore.tenant_server import TenantServer
+from mockcore.tenant_store import PostgresTenantRegistry
+from mockcore.tenants import TenantLimits
 from tests import haproxy
 from tests.postgres import PostgresServer, running_postgres
 from tests.serving import MockcoreProcess, free_port, host_port, start_all
@@ -52,7 +55,7 @@ ANSWER_BOUND = 10.0  # the failure bound for a request while slow clients hang o
 
 @pytest.fixture(scope="module")
 def pg() -> Iterator[PostgresServer]:
-    haproxy.require("haproxy", "postgres")
+    haproxy.require("postgres")
     with running_postgres() as server:
         yield server
 
@@ -70,6 +73,7 @@ class Team:
 
 @pytest.fixture(scope="module")
 def team(pg: PostgresServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Team]:
+    haproxy.require("haproxy")
     url = pg.database()
     root = tmp_path_factory.mktemp("replicas")
     args = ["--tenants", "--port", "0", "--state", url, "--control-token", SERVER_TOKEN]
@@ -461,3 +465,57 @@ def test_the_deploy_configuration_keeps_each_tenant_on_one_replica(team: Team, t
         assert len(served_by) > 1  # six tenants do not all hash to one replica
     finally:
         proxy.stop()
+
+
+# The registry kept in PostgreSQL, in this process: two tenant servers on one database stand for two replicas.
+
+
+@contextlib.contextmanager
+def two_replicas(url: str, limits: TenantLimits) -> Iterator[tuple[TenantServer, TenantServer]]:
+    with contextlib.ExitStack() as stack:
+        servers = []
+        for _ in range(2):
+            registry = stack.enter_context(PostgresTenantRegistry.open(url, limits))
+            servers.append(stack.enter_context(TenantServer(registry)))
+        yield servers[0], servers[1]
+
+
+def test_the_tenant_limit_counts_the_tenants_of_every_replica(pg: PostgresServer) -> None:
+    with two_replicas(pg.database(), TenantLimits(max_tenants=2)) as (one, two):
+        assert requests.post(one.url + "/_mock/tenants", json={}, timeout=30).status_code == 201
+        assert requests.post(two.url + "/_mock/tenants", json={}, timeout=30).status_code == 201
+        for server in (one, two):
+            refused = requests.post(server.url + "/_mock/tenants", json={}, timeout=30)
+            assert refused.status_code == 429 and "most tenants (2)" in refused.json()["err"]
+        assert len(requests.get(two.url + "/_mock/tenants", timeout=30).json()["tenants"]) == 2
+
+
+def test_an_idle_tenant_expires_on_every_replica_with_its_fleet(pg: PostgresServer) -> None:
+    with two_replicas(pg.database(), TenantLimits(idle_timeout=1.0)) as (one, two):
+        kept = one.registry
+        assert isinstance(kept, PostgresTenantRegistry)
+        tenant = requests.post(one.url + "/_mock/tenants", json={"instances": ["a"]}, timeout=30).json()
+        path = tenant["instances"]["a"].removeprefix(one.url) + "/admin/license"
+        assert requests.get(two.url + path, headers={"apikey": tenant["apikey"]}, timeout=30).status_code == 200
+        kept.store.create("x" * 24, {}, {})  # a fleet left without its tenant (a replica killed mid-create)
+        time.sleep(1.5)  # idle past the timeout (PostgreSQL's clock decides)
+        for server in (one, two):
+            gone = requests.get(server.url + path, headers={"apikey": tenant["apikey"]}, timeout=30)
+            assert (gone.status_code, gone.json()) == (404, {"err": "Unknown tenant."})
+        kept.expire_idle()
+        assert kept.store.fleet_ids() == [] and kept.count() == 0
+
+
+def test_postgresql_out_of_reach_answers_503_and_the_tenants_come_back() -> None:
+    with running_postgres() as server, two_replicas(server.database(), TenantLimits()) as (one, _two):
+        tenant = requests.post(one.url + "/_mock/tenants", json={"instances": ["a"]}, timeout=30).json()
+        licence = tenant["instances"]["a"] + "/admin/license"
+        headers = {"apikey": tenant["apikey"]}
+        assert requests.get(licence, headers=headers, timeout=30).status_code == 200
+        server.stop("immediate")
+        down = requests.get(licence, headers=headers, timeout=30)
+        assert down.status_code == 503 and "err" in down.json(), down.text
+        refused = requests.post(one.url + "/_mock/tenants", json={}, timeout=30)
+        assert refused.status_code == 503 and "err" in refused.json(), refused.text
+        server.start()
+        assert until_answered(lambda: call(requests.Session(), "GET", licence, headers=headers)).status_code == 200
