@@ -27,7 +27,9 @@ def compose() -> dict[str, Any]:
 
 
 def kubernetes() -> list[dict[str, Any]]:
-    return [doc for doc in yaml.safe_load_all((DEPLOY / "kubernetes.yaml").read_text()) if doc]
+    manifest = yaml.safe_load((DEPLOY / "kubernetes.yaml").read_text())  # one document: a List
+    assert (manifest["apiVersion"], manifest["kind"]) == ("v1", "List")
+    return list(manifest["items"])
 
 
 def kubernetes_container(kind: str, name: str) -> dict[str, Any]:
