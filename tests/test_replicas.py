@@ -519,3 +519,10 @@ def test_postgresql_out_of_reach_answers_503_and_the_tenants_come_back() -> None
         assert refused.status_code == 503 and "err" in refused.json(), refused.text
         server.start()
         assert until_answered(lambda: call(requests.Session(), "GET", licence, headers=headers)).status_code == 200
+
+
+def test_a_replica_stops_cleanly_on_sigterm(team: Team) -> None:
+    replica = team.replicas[2]
+    exited = replica.stop(signal.SIGTERM)
+    assert exited.returncode == 0, exited.stderr
+    assert "mockcore: stopped" in exited.stderr
