@@ -325,6 +325,19 @@ class SlotClient:
                 )
 
 
+def wait_for_load(log: Log, clients: int, at_least: float, *, after_kill: bool, at_most: float = 40.0) -> None:
+    """`at_least` seconds, and then until every client has had a change acknowledged in this phase (a busy
+    machine may be slower; `at_most` seconds in all, after which the test's assertions tell what is missing)."""
+    began = time.monotonic()
+    time.sleep(at_least)
+    while time.monotonic() - began < at_most:
+        with log.lock:
+            counts = [c[after_kill] for c in log.acknowledged.values()]
+        if len(counts) == clients and all(counts):
+            return
+        time.sleep(0.2)
+
+
 def make_tenant(api: requests.Session, url: str, n: int) -> Tenant:
     body = {
         "instances": ["a", "b"],
@@ -359,12 +372,12 @@ def test_replicas_keep_every_acknowledged_change_through_a_sigkill(team: Team) -
     threads = [threading.Thread(target=c.run, args=(log, stop, killed), daemon=True) for c in clients]
     for thread in threads:
         thread.start()
-    time.sleep(LOAD_BEFORE_KILL)
+    wait_for_load(log, len(clients), LOAD_BEFORE_KILL, after_kill=False)
     victim = team.replicas[1]
     assert victim.process is not None
     victim.process.send_signal(signal.SIGKILL)
     killed.set()
-    time.sleep(LOAD_AFTER_KILL)
+    wait_for_load(log, len(clients), LOAD_AFTER_KILL, after_kill=True)
     stop.set()
     for thread in threads:
         thread.join(60)
