@@ -347,8 +347,9 @@ def test_no_tracked_file_cites_or_reads_outside_the_repository() -> None:
     assert not found, "\n".join(found)
 
 
-def load_strict_yaml(text: str) -> object:
-    """YAML that refuses a mapping with a key twice (PyYAML keeps the last one silently)."""
+def load_strict_yaml(text: str) -> list[object]:
+    """YAML (every document of a stream) that refuses a mapping with a key twice (PyYAML keeps the last one
+    silently)."""
     import yaml
 
     class Loader(yaml.SafeLoader):
@@ -362,7 +363,7 @@ def load_strict_yaml(text: str) -> object:
         return yaml.SafeLoader.construct_mapping(loader, node, deep)
 
     Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, mapping)
-    return yaml.load(text, Loader=Loader)
+    return list(yaml.load_all(text, Loader=Loader))
 
 
 def test_no_yaml_document_of_the_project_has_a_key_twice() -> None:
@@ -375,3 +376,5 @@ def test_no_yaml_document_of_the_project_has_a_key_twice() -> None:
         load_strict_yaml(path.read_text(encoding="utf-8"))
     with pytest.raises(ValueError, match="twice"):
         load_strict_yaml("a:\n  b: 1\n  b: 2\n")
+    with pytest.raises(ValueError, match="twice"):
+        load_strict_yaml("a: 1\n---\nb: 1\nb: 2\n")  # in any document of a stream
