@@ -232,7 +232,8 @@ def main() -> None:
     metavar="FILE|URL",
     help="Keep the fleet in this SQLite file (created if missing, loaded at start, written on every change), or "
     "in PostgreSQL (postgresql://USER@HOST:PORT/DB: shared by every server given the same URL, one transaction "
-    "per operation). Default: in memory only.",
+    "per operation). With --tenants: a PostgreSQL URL only (every tenant kept there, shared by the replicas). "
+    "Default: in memory only.",
 )
 @click.option(
     "--tenants",
