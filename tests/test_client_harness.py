@@ -529,6 +529,7 @@ def test_the_shell_client_verifies_with_the_ca_path(tls_mock: tuple[ServedMock, 
 
 
 @pytest.mark.parametrize("name", sorted(TLS_BUGS))
+@pytest.mark.filterwarnings("ignore::urllib3.exceptions.InsecureRequestWarning")  # what IgnoresCa does, on purpose
 def test_each_tls_bug_fails_naming_it(tls_mock: tuple[ServedMock, Path], name: str) -> None:
     rule, fragment = TLS_BUGS[name]
     report = run_tls(tls_mock, getattr(buggy_clients, name)())
