@@ -11,6 +11,7 @@ from __future__ import annotations
 import runpy
 import shlex
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -21,7 +22,7 @@ from click.testing import CliRunner
 from contracts.checks import Violation
 from contracts.cli import main as contracts_main
 from contracts.client.adapter import AdapterError, Instance, instantiate
-from contracts.client.command import PersistentCommandClient
+from contracts.client.command import CommandClient, PersistentCommandClient
 from contracts.client.harness import HarnessSettings
 from contracts.client.journal import Record
 from contracts.client.report import ClientReport
@@ -214,3 +215,51 @@ def test_the_workflows_command(mock: MockFleet) -> None:
     assert wrong.exit_code == 2 and "has no NoSuchClass" in wrong.output
     both = runner.invoke(contracts_main, [*common, "--persistent", "--adapter", f"{BUGGY}:FixedQuantity"])
     assert both.exit_code == 2 and "--persistent goes with --command" in both.output
+
+
+# The persistent mode's protocol errors (each a CallResult with a problem, never a traceback)
+
+RENEW_CALL = WorkflowCall("renew", {"instance": Instance("a", "http://127.0.0.1:9", "k")}, {"key": "K"})
+ANSWER = '{"ok": true, "result": {}}'
+
+
+def python_command(code: str) -> str:
+    return f"{shlex.quote(sys.executable)} -c {shlex.quote(code)}"
+
+
+def test_two_outcome_lines_for_one_request_are_adapter_protocol() -> None:
+    twice = python_command(
+        f"import sys\nfor i, l in enumerate(sys.stdin):\n print({ANSWER!r}, flush=True)\n"
+        f" if i == 0: print({ANSWER!r}, flush=True)"
+    )
+    driver = PersistentCommandClient(twice, timeout=10)
+    try:
+        first = driver.run(RENEW_CALL)
+        time.sleep(0.3)  # the stray line has arrived
+        second = driver.run(RENEW_CALL)
+        third = driver.run(RENEW_CALL)
+    finally:
+        driver.close()
+    assert first.outcome is not None
+    assert second.outcome is None and "more than one line for the previous request" in (second.problem or "")
+    assert third.outcome is not None and driver.starts == 2  # started again, answers in step
+
+
+def test_a_persistent_command_that_closes_stdout_and_keeps_running_is_adapter_protocol() -> None:
+    driver = PersistentCommandClient("exec >&-; sleep 30", timeout=10)
+    try:
+        result = driver.run(RENEW_CALL)
+    finally:
+        driver.close()
+    assert result.outcome is None and "closed its stdout but kept running" in (result.problem or "")
+
+
+@pytest.mark.parametrize("persistent", [False, True])
+def test_deeply_nested_json_is_adapter_protocol(persistent: bool) -> None:
+    deep = python_command("import sys\nfor l in sys.stdin: print('[' * 100000, flush=True)")
+    driver = PersistentCommandClient(deep, timeout=10) if persistent else CommandClient(deep, timeout=10)
+    try:
+        result = driver.run(RENEW_CALL)
+    finally:
+        driver.close()
+    assert result.outcome is None and "not one JSON object" in (result.problem or "")

@@ -68,8 +68,9 @@ With `persistent=True` (`--persistent` on the command line) the harness starts t
 outcome object per line out (flush after each), in order, for the whole run; stdin is closed at the end and the
 command should then exit. A client written as a loop over the lines of stdin serves both modes unchanged. A line
 that is not one JSON outcome, the command exiting before it answered every request, or no answer within the call
-timeout is a broken adapter (`adapter-protocol`); after a timeout or an exit the command is started again for the
-next request.
+timeout is a broken adapter (`adapter-protocol`); so is anything printed on stdout after a request's outcome line
+and before the next request (more than one line for one request), and closing stdout while still running. After
+any of these the command is stopped and started again for the next request.
 """
 
 from __future__ import annotations
@@ -139,7 +140,7 @@ def read_outcome(text: str, name: str, protocol: str, output: str) -> CallResult
         return CallResult(None, "the command printed nothing on stdout; expected one JSON outcome", output)
     try:
         doc = json.loads(text)
-    except ValueError as exc:
+    except (ValueError, RecursionError) as exc:  # RecursionError: nesting deeper than the decoder goes
         return CallResult(
             None, f"stdout is not one JSON object ({exc}); print only the outcome on stdout, logs on stderr", output
         )
@@ -239,6 +240,10 @@ def _output(stdout: bytes, stderr: bytes) -> str:
     return "\n".join(parts)
 
 
+class _StdoutClosed(Exception):
+    """A persistent command closed its stdout and kept running."""
+
+
 class PersistentCommandClient(CommandClient):
     """Runs COMMAND once for the whole run and speaks JSON lines with it (see "Persistent mode" above); started on
     the first request, and again after a timeout or an exit."""
@@ -261,12 +266,28 @@ class PersistentCommandClient(CommandClient):
         if isinstance(process, CallResult):
             return process
         assert process.stdin is not None
+        if self._stray_output(process):
+            self._stop(process)
+            return CallResult(
+                None,
+                "the command printed more than one line for the previous request (one outcome line per request; "
+                "logs go to stderr); started again for the next request",
+                _output(self._pending, self._drain_stderr().encode()),
+            )
         try:
             process.stdin.write((json.dumps(document) + "\n").encode())
             process.stdin.flush()
         except OSError as exc:
             return self._ended(f"the command no longer reads its stdin ({exc})")
-        line = self._read_line(process)
+        try:
+            line = self._read_line(process)
+        except _StdoutClosed:
+            self._stop(process)
+            return CallResult(
+                None,
+                "the command closed its stdout but kept running (killed; started again for the next request)",
+                self._drain_stderr(),
+            )
         if line is None:
             if process.poll() is None:
                 self._stop(process)
@@ -304,8 +325,24 @@ class PersistentCommandClient(CommandClient):
             data, self._stderr = b"".join(self._stderr), []
         return _excerpt(data) if data.strip() else ""
 
+    def _stray_output(self, process: subprocess.Popen[bytes]) -> bool:
+        """Whether the command printed anything since its last outcome line (kept in `_pending`): looked at
+        without waiting, before the next request is written."""
+        assert process.stdout is not None
+        fd = process.stdout.fileno()
+        while not self._pending.strip():
+            ready, _, _ = select.select([fd], [], [], 0)
+            if not ready:
+                return False
+            chunk = os.read(fd, 65536)
+            if not chunk:  # the end of the stream: the next read reports it
+                return False
+            self._pending += chunk
+        return True
+
     def _read_line(self, process: subprocess.Popen[bytes]) -> bytes | None:
-        """The next non-blank line of stdout, or None at a timeout or at the end of the stream."""
+        """The next non-blank line of stdout, or None at a timeout or at the end of the stream (the command
+        exited); raises _StdoutClosed when the stream ended and the command is still running."""
         assert process.stdout is not None
         fd = process.stdout.fileno()
         deadline = time.monotonic() + self.timeout
@@ -325,7 +362,10 @@ class PersistentCommandClient(CommandClient):
                 if self._pending.strip():
                     line, self._pending = self._pending, b""
                     return line
-                process.wait(timeout=5)
+                try:
+                    process.wait(timeout=5)
+                except subprocess.TimeoutExpired as exc:
+                    raise _StdoutClosed from exc
                 return None
             self._pending += chunk
 
