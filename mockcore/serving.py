@@ -14,21 +14,28 @@ import socket
 import ssl
 import threading
 import time
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 from cheroot import wsgi
 from cheroot.makefile import MakeFile
-from cheroot.server import HTTPConnection
+from cheroot.server import HTTPConnection, HTTPRequest
 from cheroot.ssl.builtin import BuiltinSSLAdapter
 
 from mockcore.http.middleware import DROP_KEY, WSGIApp
 from mockcore.tls import TlsFiles
 
 SERVER_NAME = "mockcore"
-REQUEST_TIMEOUT = 10.0  # seconds from a connection's first wait for a request to that request's last byte
+REQUEST_TIMEOUT = 10.0  # seconds from a request's first byte to its last, plus its size at MIN_BODY_RATE
+MIN_BODY_RATE = 64 * 1024  # bytes/s: past REQUEST_TIMEOUT, a request must have come at least this fast on average
 IDLE_TIMEOUT = 10.0  # cheroot's: a kept-alive connection idle this long is closed; a worker's wait on one read
 HEAD_LIMIT = 64 * 1024  # request line and headers; past it cheroot refuses the request
-BODY_READ_AHEAD = 1024 * 1024  # a body up to this is received before a worker sees it; a larger one streams
+# A body up to this is received before a worker sees it: the largest any face accepts (scans, state documents:
+# mockcore.http's SCAN_LIMIT and STATE_LIMIT, checked by tests/test_slow_clients.py). A larger one streams.
+BODY_READ_AHEAD = 64 * 1024 * 1024
+# Bytes the read-ahead holds over all its connections: past this, a request whose head is in goes to a worker,
+# which reads the rest of its body itself (within the same time limit), rather than memory growing further.
+READ_AHEAD_BUDGET = 256 * 1024 * 1024
 CHUNK_LINE_LIMIT = 1024
 RECV_SIZE = 64 * 1024
 _TIMEOUT_BODY = b'{"err": "Request Timeout"}'
@@ -37,6 +44,7 @@ TIMEOUT_ANSWER = (
     + f"Content-Length: {len(_TIMEOUT_BODY)}\r\n\r\n".encode()
     + _TIMEOUT_BODY
 )
+CONTINUE_ANSWER = b"HTTP/1.1 100 Continue\r\n\r\n"
 
 
 class FaceServer(Protocol):
@@ -78,13 +86,31 @@ class _RequestReader:
         self.bytes_read = 0
         self.closed = False
         self._eof = False
+        self._received = 0  # bytes taken from the socket, ever
+        self._started: float | None = None  # when the request being read began; None: no time limit (no read-ahead)
+        self._grace = REQUEST_TIMEOUT
+        self._idle = IDLE_TIMEOUT
+        self._base = 0  # `_received` before the request being read
 
     def has_data(self) -> bool:
         return bool(self.buffer)
 
-    def pull(self) -> bool:
-        """Take what the socket holds now, without waiting (the socket must be non-blocking); False at its end."""
-        while True:
+    def begin(self, grace: float, idle: float) -> None:
+        """A request starts now (its first byte is here or on its way): its time limit counts from now."""
+        self._started, self._grace, self._idle = time.monotonic(), grace, idle
+        self._base = self._received - len(self.buffer)
+
+    def deadline(self) -> float:
+        """When the request being read must have fully arrived: `grace` seconds from its start, and one more second
+        for every MIN_BODY_RATE bytes of it received so far (a big body sent at a fair pace is never cut)."""
+        if self._started is None:
+            return float("inf")
+        return self._started + self._grace + (self._received - self._base) / MIN_BODY_RATE
+
+    def pull(self, cap: int) -> bool:
+        """Take what the socket holds now, up to `cap` bytes buffered, without waiting (the socket must be
+        non-blocking); False at its end."""
+        while len(self.buffer) < cap:
             try:
                 data = self.sock.recv(RECV_SIZE)
             except (BlockingIOError, ssl.SSLWantReadError, ssl.SSLWantWriteError, InterruptedError):
@@ -95,15 +121,25 @@ class _RequestReader:
             if not data:
                 self._eof = True
                 return False
+            self._received += len(data)
             self.buffer += data
+        return True
 
     def _fill(self) -> bool:
+        """A worker's blocking read: each wait at most `idle` seconds, and none past the request's deadline (then
+        `TimeoutError`, which cheroot answers 408), so a client trickling a body a worker streams is cut."""
         if self._eof:
             return False
+        if self._started is not None:
+            left = self.deadline() - time.monotonic()
+            if left <= 0:
+                raise TimeoutError("timed out")
+            self.sock.settimeout(min(left, self._idle))
         data = self.sock.recv(RECV_SIZE)
         if not data:
             self._eof = True
             return False
+        self._received += len(data)
         self.buffer += data
         return True
 
@@ -152,8 +188,21 @@ class _RequestReader:
         self.closed = True
 
 
+class _Request(HTTPRequest):
+    """cheroot's request, answering a timed-out request vendor-style: 408 `{"err": "Request Timeout"}`."""
+
+    def simple_response(self, status: Any, msg: Any = "") -> None:
+        if str(status).startswith("408"):
+            self.close_connection = True
+            self.conn.wfile.write(TIMEOUT_ANSWER)
+            return
+        super().simple_response(status, msg)
+
+
 class _Connection(HTTPConnection):
     """cheroot's connection, reading through a `_RequestReader` the read-ahead can fill."""
+
+    RequestHandlerClass = _Request
 
     def __init__(self, server: Any, sock: socket.socket, makefile: Any = MakeFile) -> None:
         super().__init__(server, sock, makefile)
@@ -165,10 +214,19 @@ _BARE_LF = re.compile(rb"(?<!\r)\n")
 _HEX = re.compile(rb"[0-9A-Fa-f]{1,16}")
 
 
-def request_complete(buf: bytes | bytearray) -> bool:
-    """Whether `buf` holds a request a worker can handle without waiting on the client: a whole head (and its body,
-    up to BODY_READ_AHEAD), or something cheroot will refuse from what is there (a bare LF, a head past
-    HEAD_LIMIT, a framing it does not take). False: more must arrive first."""
+@dataclass(frozen=True)
+class _Head:
+    """The head of the request at the start of a buffer, as far as the read-ahead needs it."""
+
+    body: int  # offset of the body's first byte
+    length: int | None
+    chunked: bool
+    expect: tuple[int, int] | None  # where its `Expect: 100-continue` line is (CRLF included)
+
+
+def _parse_head(buf: bytes | bytearray) -> _Head | bool:
+    """The head at the start of `buf`; True when cheroot will refuse the request from what is there (a bare LF, a head
+    past HEAD_LIMIT, a framing it does not take), False when the head has not fully arrived."""
     start = 0
     while buf.startswith(b"\r\n", start):
         start += 2
@@ -178,9 +236,12 @@ def request_complete(buf: bytes | bytearray) -> bool:
     if end < 0:
         return len(buf) - start > HEAD_LIMIT
     length: int | None = None
-    chunked = expect = False
-    for line in bytes(buf[start:end]).split(b"\r\n")[1:]:
-        name, colon, value = line.partition(b":")
+    chunked = False
+    expect: tuple[int, int] | None = None
+    line_start = buf.find(b"\r\n", start) + 2
+    while line_start < end + 2:
+        line_end = buf.find(b"\r\n", line_start)
+        name, colon, value = bytes(buf[line_start:line_end]).partition(b":")
         if not colon:
             return True
         name, value = name.strip().lower(), value.strip().lower()
@@ -191,15 +252,26 @@ def request_complete(buf: bytes | bytearray) -> bool:
         elif name == b"transfer-encoding":
             if value != b"chunked":
                 return True
-            chunked = True
-        elif name == b"expect":
-            expect = value == b"100-continue"
-    body = end + 4
-    if chunked:
-        return length is not None or expect or _chunked_complete(buf, body)
-    if length is None:
+            chunked = True  # cheroot reads a chunked body as chunked, whatever Content-Length says
+        elif name == b"expect" and value == b"100-continue":
+            expect = (line_start, line_end + 2)
+        line_start = line_end + 2
+    return _Head(end + 4, length, chunked, expect)
+
+
+def _body_complete(buf: bytes | bytearray, head: _Head) -> bool:
+    if head.chunked:
+        return _chunked_complete(buf, head.body)
+    if head.length is None:
         return True
-    return length > BODY_READ_AHEAD or expect or len(buf) - body >= length
+    return head.length > BODY_READ_AHEAD or len(buf) - head.body >= head.length
+
+
+def request_complete(buf: bytes | bytearray) -> bool:
+    """Whether `buf` holds a request a worker can handle without waiting on the client: a whole head and its body
+    (up to BODY_READ_AHEAD), or something cheroot will refuse from what is there. False: more must arrive first."""
+    head = _parse_head(buf)
+    return head if isinstance(head, bool) else _body_complete(buf, head)
 
 
 def _chunked_complete(buf: bytes | bytearray, pos: int) -> bool:
@@ -220,22 +292,30 @@ def _chunked_complete(buf: bytes | bytearray, pos: int) -> bool:
             return False
 
 
+# The most the read-ahead buffers for one connection: a request still incomplete with this much in is handed on.
+_PULL_CAP = HEAD_LIMIT + BODY_READ_AHEAD + 2 * CHUNK_LINE_LIMIT
+
+
 class _ReadAhead:
     """One thread per server holding every connection whose request has not fully arrived.
 
     A connection comes here from cheroot instead of going to a worker: right after it is accepted, and whenever a
     kept-alive one has something to read. What is there is taken at once; when the request is complete it goes to
     the worker pool, which then never waits on the client. Otherwise the connection waits here, on a selector, for
-    the rest, at most `timeout` seconds from its admission: past that it is answered 408 (when anything of the
-    request arrived) and closed, without a worker ever having been held."""
+    the rest, until its deadline (`_RequestReader.deadline`: `timeout` seconds from its admission, plus a second
+    per MIN_BODY_RATE bytes received): past that it is answered 408 (when anything of the request arrived) and
+    closed, without a worker ever having been held. A request with `Expect: 100-continue` is answered
+    `100 Continue` here, and its body read here too. Only a body past BODY_READ_AHEAD, or one arriving while the
+    read-ahead holds READ_AHEAD_BUDGET bytes, is read by a worker, within the same deadline."""
 
     def __init__(self, server: _ReadAheadServer, timeout: float, name: str) -> None:
         self._server = server
         self._timeout = timeout
         self._name = name
         self._lock = threading.Lock()
-        self._arrivals: list[tuple[_Connection, float]] = []
-        self._waiting: dict[_Connection, float] = {}
+        self._arrivals: list[_Connection] = []
+        self._waiting: set[_Connection] = set()
+        self._held = 0  # bytes buffered by the connections in `_waiting` (the read-ahead thread's alone)
         self._selector = selectors.DefaultSelector()
         self._wake_r, self._wake_w = socket.socketpair()
         self._wake_r.setblocking(False)
@@ -252,16 +332,19 @@ class _ReadAhead:
         """From cheroot's selector thread or a worker: hand `conn` on now if its request is there, else keep it."""
         reader: _RequestReader = conn.rfile
         conn.socket.settimeout(0)
-        open_ = reader.pull()
-        if request_complete(reader.buffer) or not open_:
+        reader.begin(self._timeout, self._server.timeout)
+        open_, head = self._advance(conn)
+        if head is True or not open_:
             self._dispatch(conn, open_)
             return
         with self._lock:
-            if self._stopping:
-                conn.close()
-                return
-            self._arrivals.append((conn, time.monotonic() + self._timeout))
-        self._wake()
+            stopping = self._stopping
+            if not stopping:
+                self._arrivals.append(conn)
+        if stopping:
+            conn.close()
+        else:
+            self._wake()
 
     def waiting(self) -> int:
         """How many connections wait for the rest of their request."""
@@ -275,7 +358,7 @@ class _ReadAhead:
         if self._thread is not None:
             self._thread.join(timeout=5)
         with self._lock:
-            for conn, _deadline in self._arrivals:
+            for conn in self._arrivals:
                 self._close(conn)
             self._arrivals.clear()
         self._selector.close()
@@ -285,6 +368,32 @@ class _ReadAhead:
     def _wake(self) -> None:
         with contextlib.suppress(OSError):
             self._wake_w.send(b"\0")
+
+    def _advance(self, conn: _Connection) -> tuple[bool, bool | _Head]:
+        """Take what `conn` sent; answer `100 Continue` for a head that asks for it. Returns whether the connection
+        is still open, and True when the request is complete (a worker will not wait on it), else its head (the
+        body is still to come) or False (the head is)."""
+        reader: _RequestReader = conn.rfile
+        open_ = reader.pull(_PULL_CAP)
+        head = _parse_head(reader.buffer)
+        if isinstance(head, bool):
+            return open_, head or len(reader.buffer) >= _PULL_CAP
+        if head.expect is not None and not _body_complete(reader.buffer, head):
+            # What cheroot's worker would send: the client may send the body. The header goes, so the worker
+            # does not send it a second time.
+            first, last = head.expect
+            del reader.buffer[first:last]
+            head = _Head(head.body - (last - first), head.length, head.chunked, None)
+            try:
+                sent = conn.socket.send(CONTINUE_ANSWER)
+            except (OSError, ValueError):
+                sent = 0
+            if sent != len(CONTINUE_ANSWER):
+                reader.buffer.clear()  # the client is gone or stuck: nothing for a worker, the connection closes
+                return False, True
+        if _body_complete(reader.buffer, head) or len(reader.buffer) >= _PULL_CAP:
+            return open_, True
+        return open_, head
 
     def _dispatch(self, conn: _Connection, open_: bool) -> None:
         if not open_ and not conn.rfile.buffer:
@@ -308,29 +417,27 @@ class _ReadAhead:
                     if self._stopping:
                         break
                     arrivals, self._arrivals = self._arrivals, []
-                for conn, deadline in arrivals:
+                for conn in arrivals:
                     try:
                         self._selector.register(conn.socket, selectors.EVENT_READ, conn)
                     except (OSError, ValueError):
                         self._close(conn)
                         continue
-                    self._waiting[conn] = deadline
-                    next_check = min(next_check, deadline)
+                    self._waiting.add(conn)
+                    self._held += len(conn.rfile.buffer)
+                    next_check = min(next_check, conn.rfile.deadline())
                 now = time.monotonic()
                 for key, _events in self._selector.select(timeout=min(max(next_check - now, 0), 1.0)):
                     if key.data is None:
                         with contextlib.suppress(OSError):
                             self._wake_r.recv(4096)
                         continue
-                    conn = key.data
-                    open_ = conn.rfile.pull()
-                    if request_complete(conn.rfile.buffer) or not open_:
-                        self._forget(conn)
-                        self._dispatch(conn, open_)
+                    self._read(key.data)
                 now = time.monotonic()
                 if now >= next_check:
                     next_check = float("inf")
-                    for conn, deadline in list(self._waiting.items()):
+                    for conn in list(self._waiting):
+                        deadline = conn.rfile.deadline()
                         if deadline <= now:
                             self._forget(conn)
                             self._close(conn, TIMEOUT_ANSWER if conn.rfile.buffer else b"")
@@ -341,8 +448,19 @@ class _ReadAhead:
                 self._forget(conn)
                 self._close(conn)
 
+    def _read(self, conn: _Connection) -> None:
+        """`conn` has something to read: take it, and hand the connection on if its request is complete (or has
+        its head in while the read-ahead holds more than its budget)."""
+        before = len(conn.rfile.buffer)
+        open_, head = self._advance(conn)
+        self._held += len(conn.rfile.buffer) - before
+        if head is True or not open_ or (head is not False and self._held > READ_AHEAD_BUDGET):
+            self._forget(conn)
+            self._dispatch(conn, open_)
+
     def _forget(self, conn: _Connection) -> None:
-        del self._waiting[conn]
+        self._waiting.discard(conn)
+        self._held -= len(conn.rfile.buffer)
         with contextlib.suppress(KeyError, ValueError, OSError):
             self._selector.unregister(conn.socket)
 

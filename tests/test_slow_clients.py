@@ -22,13 +22,19 @@ import requests
 
 from mockcore.config import FleetConfig
 from mockcore.fleet import Fleet
+from mockcore.http.control_api import STATE_LIMIT
+from mockcore.http.scan_api import SCAN_LIMIT
 from mockcore.server import FleetServer, ServeOptions
-from mockcore.serving import CherootServer, make_server, request_complete
+from mockcore.serving import BODY_READ_AHEAD, CherootServer, make_server, request_complete
 from mockcore.tls import TlsFiles, make_throwaway_ca
 
 BOUND = 10.0  # seconds: past this a test fails (nothing here should come near it)
 SLOW_HEAD = b"GET /echo HTTP/1.1\r\nHost: slow\r\nX-Slow: "
 SLOW_BODY = b"POST /echo HTTP/1.1\r\nHost: slow\r\nContent-Length: 100\r\n\r\n"
+BIG_BODY = b"POST /echo HTTP/1.1\r\nHost: slow\r\nContent-Length: 2000000\r\n\r\n{"
+BIG_EXPECT = b"POST /echo HTTP/1.1\r\nHost: slow\r\nContent-Length: 2000000\r\nExpect: 100-continue\r\n\r\n"
+BIG_CHUNKED = b"POST /echo HTTP/1.1\r\nHost: slow\r\nTransfer-Encoding: chunked\r\nContent-Length: 5\r\n\r\n1\r\n{\r\n"
+HUGE_BODY = b"POST /echo HTTP/1.1\r\nHost: slow\r\nContent-Length: %d\r\n\r\n{" % (BODY_READ_AHEAD + 1)
 
 
 def echo(environ: dict[str, Any], start_response: Callable[..., Any]) -> list[bytes]:
@@ -237,7 +243,7 @@ def test_abandoned_connections_leak_neither_threads_nor_sockets() -> None:
         (b"POST / HTTP/1.1\r\nContent-Length: 4\r\n\r\nabcd", True),
         (b"POST / HTTP/1.1\r\nContent-Length: x\r\n\r\n", True),
         (b"POST / HTTP/1.1\r\nContent-Length: 99999999\r\n\r\n", True),  # too big to hold: the worker streams it
-        (b"POST / HTTP/1.1\r\nContent-Length: 4\r\nExpect: 100-continue\r\n\r\n", True),
+        (b"POST / HTTP/1.1\r\nContent-Length: 4\r\nExpect: 100-continue\r\n\r\n", False),  # the body is read ahead
         (b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n", False),
         (b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n", False),
         (b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n", True),
@@ -249,3 +255,125 @@ def test_abandoned_connections_leak_neither_threads_nor_sockets() -> None:
 )
 def test_request_complete(wire: bytes, complete: bool) -> None:
     assert request_complete(wire) is complete
+
+
+class Trickler:
+    """Sends one byte on each socket every `every` seconds (a thread) until stopped or the socket fails."""
+
+    def __init__(self, socks: list[socket.socket], every: float = 0.05) -> None:
+        self.socks, self.every = socks, every
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        live = list(self.socks)
+        while live and not self._stop.wait(self.every):
+            for sock in list(live):
+                try:
+                    sock.send(b" ")
+                except OSError:
+                    live.remove(sock)
+
+    def __enter__(self) -> Trickler:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(timeout=BOUND)
+        for sock in self.socks:
+            sock.close()
+
+
+def test_the_read_ahead_holds_every_body_a_face_accepts() -> None:
+    assert max(SCAN_LIMIT, STATE_LIMIT) <= BODY_READ_AHEAD
+
+
+def test_a_fleet_answers_while_big_bodies_and_expect_continue_trickle() -> None:
+    """The reviewer's case: 2 MB declared, `{`, then a byte now and then; with and without `Expect: 100-continue`."""
+    with FleetServer(Fleet(FleetConfig(instances=("a",))), ServeOptions(threads=4)) as server:
+        url = server.urls()["a"]
+        port = int(url.rsplit(":", 1)[1])
+        big = BIG_BODY.replace(b"/echo", b"/version")
+        socks = stalled(port, big, 24) + stalled(port, BIG_EXPECT.replace(b"/echo", b"/version"), 24)
+        socks += stalled(port, BIG_CHUNKED.replace(b"/echo", b"/version"), 24)
+        with Trickler(socks, every=0.2):
+            time.sleep(0.5)  # every slow connection has sent its head and some body
+            for _ in range(3):
+                assert requests.get(f"{url}/version", timeout=BOUND).status_code in (200, 401, 403)
+
+
+def test_big_bodies_and_expect_continue_wait_in_the_read_ahead() -> None:
+    with serving(threads=2) as server:
+        port = server.bind_addr[1]
+        socks = stalled(port, BIG_BODY, 20) + stalled(port, BIG_EXPECT, 20) + stalled(port, BIG_CHUNKED, 20)
+        with Trickler(socks):
+            assert wait_for(lambda: server.waiting() == 60)
+            answer = requests.post(f"http://127.0.0.1:{port}/echo", data=b"quick", timeout=BOUND)
+            assert answer.content == b"POST quick"
+            for sock in socks[20:40]:
+                assert sock.recv(65536) == b"HTTP/1.1 100 Continue\r\n\r\n"  # from the read-ahead, no worker
+
+
+def test_expect_continue_for_a_big_body_gets_one_100_and_the_whole_body() -> None:
+    body = os.urandom(3 * 1024 * 1024)
+    head = BIG_EXPECT.replace(b"2000000", str(len(body)).encode()).replace(
+        b"\r\n\r\n", b"\r\nConnection: close\r\n\r\n"
+    )
+    with serving(threads=1) as server, socket.create_connection(("127.0.0.1", server.bind_addr[1])) as sock:
+        sock.settimeout(BOUND)
+        sock.sendall(head)
+        assert sock.recv(65536) == b"HTTP/1.1 100 Continue\r\n\r\n"
+        sock.sendall(body)
+        answer = read_all(sock)
+    assert answer.startswith(b"HTTP/1.1 200 OK")
+    assert b"100 Continue" not in answer
+    assert answer.endswith(b"POST " + body)
+
+
+@pytest.mark.parametrize("chunked", [False, True], ids=["length", "chunked"])
+def test_a_big_body_sent_at_a_normal_pace_is_served_whole(chunked: bool) -> None:
+    body = os.urandom(20 * 1024 * 1024)
+    data: Any = (body[i : i + 256 * 1024] for i in range(0, len(body), 256 * 1024)) if chunked else body
+    with serving(threads=2) as server:
+        answer = requests.post(f"http://127.0.0.1:{server.bind_addr[1]}/echo", data=data, timeout=4 * BOUND)
+    assert answer.status_code == 200
+    assert answer.content == b"POST " + body
+
+
+def test_a_fleet_takes_a_big_scan_sent_at_once() -> None:
+    with FleetServer(Fleet(FleetConfig(instances=("a",))), ServeOptions(threads=2)) as server:
+        url = server.urls()["a"]
+        answer = requests.post(f"{url}/file", data=os.urandom(20 * 1024 * 1024), timeout=4 * BOUND)
+        assert answer.status_code != 408 and answer.status_code < 500
+
+
+@pytest.mark.parametrize(
+    "first", [BIG_BODY, BIG_EXPECT, BIG_CHUNKED, HUGE_BODY], ids=["big", "expect", "chunked", "streamed"]
+)
+def test_a_trickled_big_body_is_cut_after_the_deadline_with_408(first: bytes) -> None:
+    """Read ahead or (past BODY_READ_AHEAD) streamed by a worker, a body trickled in is cut at the deadline."""
+    with serving(request_timeout=0.3, threads=1) as server:
+        (sock,) = stalled(server.bind_addr[1], first, 1)
+        with Trickler([sock]):
+            answer = read_all(sock)
+        assert answer.endswith(
+            b"HTTP/1.1 408 Request Timeout\r\nContent-Type: application/json\r\nConnection: close"
+            b'\r\nContent-Length: 26\r\n\r\n{"err": "Request Timeout"}'
+        )
+        assert wait_for(lambda: server.waiting() == 0)
+        answer = requests.post(f"http://127.0.0.1:{server.bind_addr[1]}/echo", data=b"next", timeout=BOUND)
+        assert answer.content == b"POST next"  # the one worker is free again
+
+
+def test_past_its_memory_budget_the_read_ahead_hands_a_body_to_a_worker(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("mockcore.serving.READ_AHEAD_BUDGET", 100_000)
+    body = os.urandom(1_000_000)
+    head = b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\nConnection: close\r\n\r\n" % len(body)
+    with serving(threads=1) as server, socket.create_connection(("127.0.0.1", server.bind_addr[1])) as sock:
+        sock.sendall(head + body[:300_000])
+        assert wait_for(lambda: server.waiting() == 0)  # over budget: a worker reads the rest
+        sock.sendall(body[300_000:])
+        answer = read_all(sock)
+    assert answer.startswith(b"HTTP/1.1 200 OK")
+    assert answer.endswith(b"POST " + body)
