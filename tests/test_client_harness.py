@@ -330,6 +330,7 @@ def test_the_cli_exit_codes(mock: MockFleet) -> None:
         (("--adapter", "examples.clients.python_client.adapter"), "MODULE:CLASS"),
         (("--command", "true", "--url", mock.urls["prod"], "--instance", "x"), "not with --url"),
         (("--command", "true", "--url", "http://127.0.0.1:9"), "cannot reach"),
+        (("--adapter", "/tmp/[/x]y.py:C", "--url", mock.urls["prod"]), "[/x]y.py"),  # no rich markup read in it
     ]:
         result = cli(*args)
         assert (result.exit_code, message in result.output) == (2, True), (args, result.output)
@@ -480,6 +481,14 @@ def test_repeated_words_are_left_out_of_reports() -> None:
         "POST /admin/license/activation: the body: [1] is not of type 'object'"
     )
     assert plain("the the answer") == "the answer" and plain('{"err": "x x"}') == '{"err": "x x"}'
+    # quoted text (a server's `err`, a client's error) is left as it was
+    assert plain('the client reported Failure(400, "body the body") and the the end') == (
+        'the client reported Failure(400, "body the body") and the end'
+    )
+    assert (
+        plain("the client's error 'the the key' is the the server's")
+        == "the client's error 'the the key' is the server's"
+    )
     report = ClientReport(
         "c", False, rule="request-well-formed", detail="POST /x: body the body: bad", phase="drill `x`"
     )

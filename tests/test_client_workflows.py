@@ -95,7 +95,10 @@ def test_each_buggy_variant_fails_naming_its_property(mock: MockFleet, name: str
     assert report.rule == prop, report.render()
     text = report.render()
     assert f"FAILED: property `{prop}` is broken" in text
-    assert WORKFLOW_PROPERTIES[prop].text in text  # the report says what the property checks
+    failed_at = text.index(f"FAILED: property `{prop}`")
+    assert text.index(WORKFLOW_PROPERTIES[prop].text) > failed_at  # the report says what the property checks, below
+    assert text.startswith("mockcore-contracts workflows: ") and "generated case(s)" in text
+    assert report.phase.count("`") == 2, report.phase  # no backticks nested in the case's name
 
 
 def test_at_least_eight_buggy_variants() -> None:
@@ -215,6 +218,22 @@ def test_the_workflows_command(mock: MockFleet) -> None:
     assert wrong.exit_code == 2 and "has no NoSuchClass" in wrong.output
     both = runner.invoke(contracts_main, [*common, "--persistent", "--adapter", f"{BUGGY}:FixedQuantity"])
     assert both.exit_code == 2 and "--persistent goes with --command" in both.output
+    markup = runner.invoke(contracts_main, [*common, "--adapter", "/tmp/[/x]y.py:C"])
+    assert markup.exit_code == 2 and "[/x]y.py" in markup.output, markup.output  # no rich markup read in it
+
+
+def test_nothing_to_check_is_an_error_not_a_pass(mock: MockFleet, tmp_path: Path) -> None:
+    only = tmp_path / "only_provision.py"
+    only.write_text(
+        "from contracts.client import Failure\n\n\nclass OnlyProvision:\n"
+        "    def provision(self, instance, key, quantity, activation_server):\n"
+        "        return Failure(None, 'nope')\n"
+    )
+    common = ["workflows", "--url", mock.urls["prod"], "--apikey", mock.apikey, "--examples", "0"]
+    result = CliRunner().invoke(contracts_main, [*common, "--adapter", f"{only}:OnlyProvision", "--workflow", "renew"])
+    assert result.exit_code == 2, result.output
+    assert "implements none of the workflows asked for (renew): nothing to check" in result.output
+    assert "PASSED" not in result.output
 
 
 # The persistent mode's protocol errors (each a CallResult with a problem, never a traceback)

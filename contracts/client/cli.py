@@ -12,6 +12,7 @@ from pathlib import Path
 
 import click
 from rich.console import Console
+from rich.markup import escape
 
 from contracts.client.adapter import AdapterError, ClientDriver, PythonClient, load_adapter
 from contracts.client.command import CommandClient, PersistentCommandClient
@@ -154,10 +155,10 @@ def client(
             ca=ca,
         )
     except (AdapterError, TargetError, ValueError) as exc:
-        console.print(f"[bold red]error:[/] {exc}", markup=True)
+        console.print(f"[bold red]error:[/] {escape(str(exc))}", markup=True)
         sys.exit(2)
     except OSError as exc:  # the mock stopped answering the harness (requests' errors are OSErrors)
-        console.print(f"[bold red]error:[/] the mock stopped answering: {exc}", markup=True)
+        console.print(f"[bold red]error:[/] the mock stopped answering: {escape(str(exc))}", markup=True)
         sys.exit(2)
     if as_json:
         print(json.dumps(report.as_dict(), indent=2))

@@ -70,18 +70,23 @@ PROPERTY_RULES: dict[str, tuple[str, ...]] = {
 }
 
 # Wording that composed messages can produce and a reader should not see: a location named twice ("body the body")
-# and a small word doubled ("the the"); nothing else is touched (answers are quoted verbatim).
+# and a small word doubled ("the the"); quoted text ("..." and '...': server answers, client errors) is left as it is.
 _REPEATS = (
     (re.compile(r"\bbody the body\b"), "the body"),
     (re.compile(r"\b(the|a|an|of|to|is|was|and|in|on|by) \1\b"), r"\1"),
 )
+# A quoted span: double quotes (backslash escapes inside), or single quotes that open and close outside a word (so
+# the apostrophe of "client's" opens nothing).
+_QUOTED = re.compile(r"(\"(?:[^\"\\]|\\.)*\"|(?<!\w)'(?:[^'\\]|\\.)*'(?!\w))")
 
 
 def plain(text: str) -> str:
-    """`text` without the repeated words composed messages can have."""
-    for pattern, replacement in _REPEATS:
-        text = pattern.sub(replacement, text)
-    return text
+    """`text` without the repeated words composed messages can have, outside quoted spans."""
+    parts = _QUOTED.split(text)
+    for i in range(0, len(parts), 2):  # the even parts lie outside quotes
+        for pattern, replacement in _REPEATS:
+            parts[i] = pattern.sub(replacement, parts[i])
+    return "".join(parts)
 
 
 @dataclass
@@ -110,16 +115,24 @@ class ClientReport:
     seconds: float = 0.0
     notes: list[str] = field(default_factory=list)
     coverage: dict[str, int] = field(default_factory=dict)  # "operation: outcome" -> count
+    command: str = "client"  # the `mockcore-contracts` command that ran
+    generated: str = "sequence"  # what a generated example is: a sequence of calls, or a workflow case
+    property_text: str = ""  # the broken property in words, when it is not one of PROPERTIES
+    property_rules: tuple[str, ...] = ()
 
     @property
     def sequences(self) -> int:
         return self.drills + self.examples
 
     def render(self, *, harness_exchanges: bool = False) -> str:
-        lines = [f"mockcore-contracts client: {self.client}", f"fleet: {', '.join(self.instances) or '?'}", ""]
+        lines = [
+            f"mockcore-contracts {self.command}: {self.client}",
+            f"fleet: {', '.join(self.instances) or '?'}",
+            "",
+        ]
         lines.extend(f"note: {note}" for note in self.notes)
         stats = (
-            f"{self.drills} drill(s) and {self.examples} generated sequence(s), {self.calls} client call(s), "
+            f"{self.drills} drill(s) and {self.examples} generated {self.generated}(s), {self.calls} client call(s), "
             f"{self.seconds:.1f} s"
         )
         if self.passed:
@@ -127,10 +140,12 @@ class ClientReport:
             return "\n".join(lines)
         detail = plain(self.detail)
         lines.append(f"FAILED: property `{self.rule}` is broken ({self.phase}; {stats}).")
-        if self.rule in PROPERTIES:
-            lines.append(f"  the property: {PROPERTIES[self.rule]}")
-        if PROPERTY_RULES.get(self.rule or ""):
-            lines.append(f"  the rules it rests on: {', '.join(PROPERTY_RULES[self.rule or ''])} (docs/rules.md)")
+        text = self.property_text or PROPERTIES.get(self.rule or "", "")
+        rules = self.property_rules or PROPERTY_RULES.get(self.rule or "", ())
+        if text:
+            lines.append(f"  the property: {text}")
+        if rules:
+            lines.append(f"  the rules it rests on: {', '.join(rules)} (docs/rules.md)")
         lines.append(f"  what happened: {detail}")
         lines.append("")
         lines.append(f"{self.sequence_heading()} ({len(self.steps)} steps):")
@@ -146,8 +161,8 @@ class ClientReport:
         if self.phase.startswith("drill"):
             return f"The {self.phase}, up to the step that broke the property"
         if any("not deterministic" in note for note in self.notes):
-            return "The last failing sequence (not shrunk: the failure did not happen again)"
-        return "The smallest failing sequence found"
+            return f"The last failing {self.generated} (not shrunk: the failure did not happen again)"
+        return f"The smallest failing {self.generated} found"
 
     def as_dict(self) -> dict[str, Any]:
         return {

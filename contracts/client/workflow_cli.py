@@ -13,6 +13,7 @@ from typing import Any
 
 import click
 from rich.console import Console
+from rich.markup import escape
 
 from contracts.client.adapter import AdapterError, instantiate
 from contracts.client.command import CommandClient, PersistentCommandClient
@@ -136,10 +137,10 @@ def workflows(
             driver, url=url, apikey=apikey, control_token=control_token, settings=settings, timeout=timeout
         )
     except (AdapterError, TargetError, ValueError) as exc:
-        console.print(f"[bold red]error:[/] {exc}", markup=True)
+        console.print(f"[bold red]error:[/] {escape(str(exc))}", markup=True)
         sys.exit(2)
     except OSError as exc:
-        console.print(f"[bold red]error:[/] the mock stopped answering: {exc}", markup=True)
+        console.print(f"[bold red]error:[/] the mock stopped answering: {escape(str(exc))}", markup=True)
         sys.exit(2)
     if as_json:
         print(json.dumps(report.as_dict(), indent=2))

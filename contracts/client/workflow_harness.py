@@ -25,7 +25,7 @@ from hypothesis import strategies as st
 from hypothesis.errors import Flaky
 
 from contracts.checks import OUTSIDER, Violation
-from contracts.client.adapter import Instance, describe_outcome
+from contracts.client.adapter import AdapterError, Instance, describe_outcome
 from contracts.client.journal import records
 from contracts.client.relay import Relay
 from contracts.client.report import ClientReport, ClientStep
@@ -134,8 +134,8 @@ class Case:
     key: int = 0  # which of the fleet's keys (provision only)
 
     def describe(self) -> str:
-        text = f"{self.workflow} from `{self.start}`"
-        return text + (f" under fault {self.fault} #{self.at}" if self.fault else "")
+        text = f"{self.workflow} from {self.start}"
+        return text + (f", fault {self.fault} #{self.at}" if self.fault else "")
 
 
 @dataclass(frozen=True)
@@ -438,8 +438,14 @@ def run_workflows(client: WorkflowDriver, fleet: Fleet, settings: WorkflowSettin
     settings = settings or WorkflowSettings()
     supported = tuple(w for w in settings.workflows if getattr(client, "supports", lambda _: True)(w))
     h = WorkflowHarness(client, fleet, settings)
-    report = ClientReport(client=client.describe(), passed=True, instances=list(fleet.instances))
+    report = ClientReport(
+        client=client.describe(), passed=True, instances=list(fleet.instances), command="workflows", generated="case"
+    )
     skipped = [w for w in settings.workflows if w not in supported]
+    if not supported:
+        raise AdapterError(
+            f"the client implements none of the workflows asked for ({', '.join(settings.workflows)}): nothing to check"
+        )
     if skipped:
         report.notes.append(f"the client implements no {', '.join(skipped)}: not checked")
     started = time.monotonic()
@@ -458,8 +464,7 @@ def run_workflows(client: WorkflowDriver, fleet: Fleet, settings: WorkflowSettin
         report.rule, report.detail, report.steps = failed.violation.rule, failed.violation.detail, failed.steps
         prop = WORKFLOW_PROPERTIES.get(report.rule or "")
         if prop is not None:
-            rules = f" (it rests on the rules {', '.join(prop.rules)})" if prop.rules else ""
-            report.notes.append(f"property `{report.rule}`: {prop.text}{rules}")
+            report.property_text, report.property_rules = prop.text, prop.rules
     report.calls = h.calls
     report.coverage = dict(sorted(h.coverage.items()))
     report.seconds = time.monotonic() - started
