@@ -130,7 +130,7 @@ class Case:
     start: str
     fault: str | None = None
     at: int = 0  # the strike (ANSWER_LOST, CORE_503), or how many activation-server calls pass (ACTIVATION_DOWN)
-    quantity: int = 1
+    quantity: int = 3  # the node count: provision's argument, the starting licences' otherwise
     key: int = 0  # which of the fleet's keys (provision only)
 
     def describe(self) -> str:
@@ -185,8 +185,9 @@ class WorkflowHarness:
 
     # Starting fleets
 
-    def begin(self, start: str) -> dict[str, Any]:
-        """Set the fleet up as `start` says, the clock frozen; its state document."""
+    def begin(self, start: str, quantity: int = 1) -> dict[str, Any]:
+        """Set the fleet up as `start` says, the clock frozen, every licence the start has for `quantity` nodes;
+        its state document."""
         control = self.fleet.control_request
         self.steps = []
         scenario = {
@@ -227,6 +228,14 @@ class WorkflowHarness:
                 f"the clock {NEAR_DAYS} days before the licence expires; the vendor renews key #1 until "
                 f"{first['terms']['expires']} (the instances' licences still say {expires})"
             )
+        licensed = [
+            name for name, inst in doc["instances"].items() if (inst.get("licence") or {}).get("terms") is not None
+        ]
+        if licensed and quantity != 1:
+            for name in licensed:
+                doc["instances"][name]["licence"]["terms"]["max_node_count"] = str(quantity)
+            self._load(doc)
+            self.step(f"the licences of {', '.join(licensed)} are for {quantity} nodes")
         return self.fleet.state_document()
 
     def _load(self, doc: dict[str, Any]) -> None:
@@ -333,7 +342,7 @@ class WorkflowHarness:
 
     def _run(self, case: Case) -> None:
         workflow, plan = case.workflow, PLANS[case.workflow]
-        doc = self.begin(case.start)
+        doc = self.begin(case.start, case.quantity)
         catalogue = self.fleet.target.catalogue
         start = model_from_state(doc, self.names, catalogue)
         keys = [k["terms"]["activation_key"] for k in doc["keys"]]

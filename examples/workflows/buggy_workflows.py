@@ -134,6 +134,36 @@ class ReportsSuccessBlindly(Runbooks):
         return Success({"renewed": True})
 
 
+class ReadsOneNode(Runbooks):
+    """(A helper of RenewsForOneNode: every licence read as one for one node.)"""
+
+    def view(self, instance: Instance) -> dict[str, Any]:
+        return {**super().view(instance), "max_node_count": "1"}
+
+
+class OneNodeFiles(Runbooks):
+    """(A helper of OfflineFailoverForOneNode: every licence file for one node.)"""
+
+    def obtain(self, server: str, key: str, deployment: str, quantity: object) -> bytes:
+        return super().obtain(server, key, deployment, 1)
+
+
+class RenewsForOneNode(Runbooks):
+    """Renews for one node, whatever the licence had."""
+
+    def renew(self, instance: Instance, key: str, activation_server: str) -> Success | Failure:
+        return ReadsOneNode().renew(instance, key, activation_server)
+
+
+class OfflineFailoverForOneNode(Runbooks):
+    """Obtains the backup's licence file for one node in an offline failover, whatever the production had."""
+
+    def offline_failover(
+        self, production: Instance, backup: Instance, key: str, activation_server: str
+    ) -> Success | Failure:
+        return OneNodeFiles().offline_failover(production, backup, key, activation_server)
+
+
 # Each variant and the property that catches it.
 CAUGHT_BY: dict[type[Runbooks], str] = {
     KeepsOldProduction: "workflow-no-double-use",
@@ -146,4 +176,6 @@ CAUGHT_BY: dict[type[Runbooks], str] = {
     TrustsHttp200: "workflow-arguments",
     LeaksSlotOnLostAnswer: "workflow-no-slot-leak",
     ReportsSuccessBlindly: "workflow-report-truthful",
+    RenewsForOneNode: "workflow-arguments",
+    OfflineFailoverForOneNode: "workflow-arguments",
 }
