@@ -37,7 +37,7 @@ from contracts.client.properties import argument_problems, check_outcome
 from contracts.client.relay import Relay
 from contracts.client.report import PROPERTIES, PROPERTY_RULES, ClientReport, ClientStep, plain
 from contracts.client.run import check_client
-from contracts.client.serve import DEFAULT_INSTANCES, DEFAULT_KEYS, Certificates, ServedMock
+from contracts.client.serve import DEFAULT_INSTANCES, EXAMPLE_KEYS, Certificates, ServedMock
 from contracts.rules import RULE_IDS
 from examples.clients import buggy_clients
 from examples.clients.python_client.adapter import Adapter
@@ -70,7 +70,7 @@ TLS_BUGS: dict[str, tuple[str, str]] = {
 
 @pytest.fixture(scope="module")
 def mock() -> Iterator[MockFleet]:
-    with MockFleet(instances=DEFAULT_INSTANCES, keys=list(DEFAULT_KEYS)) as fleet:
+    with MockFleet(instances=DEFAULT_INSTANCES, keys=list(EXAMPLE_KEYS)) as fleet:
         yield fleet
 
 
@@ -272,7 +272,7 @@ def test_adapter_references_are_checked(tmp_path: Path) -> None:
 def test_a_mock_with_fidelity_overrides_needs_them_named(tmp_path: Path) -> None:
     overrides = tmp_path / "overrides.yaml"
     overrides.write_text('errors:\n  E_NOT_BACKUP: {status: 409, text: "Not a backup"}\n')
-    with MockFleet(instances=DEFAULT_INSTANCES, keys=list(DEFAULT_KEYS), overrides=overrides) as fleet:
+    with MockFleet(instances=DEFAULT_INSTANCES, keys=list(EXAMPLE_KEYS), overrides=overrides) as fleet:
         unnamed = check_client(Adapter(), url=fleet.urls["prod"], apikey=fleet.apikey, settings=DRILLS_ONLY)
         named = check_client(
             Adapter(), url=fleet.urls["prod"], apikey=fleet.apikey, settings=DRILLS_ONLY, overrides=overrides
@@ -419,7 +419,7 @@ def activation(body: object) -> Record:
     return record(path="/admin/license/activation", request_body=text, request_body_size=len(text))
 
 
-KEY = DEFAULT_KEYS[0].split(":")[0]
+KEY = EXAMPLE_KEYS[0].split(":")[0]
 
 
 @pytest.mark.parametrize(

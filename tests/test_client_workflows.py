@@ -27,7 +27,7 @@ from contracts.client.harness import HarnessSettings
 from contracts.client.journal import Record
 from contracts.client.report import ClientReport
 from contracts.client.run import check_client
-from contracts.client.serve import DEFAULT_INSTANCES, DEFAULT_KEYS
+from contracts.client.serve import DEFAULT_INSTANCES, EXAMPLE_KEYS, fresh_keys
 from contracts.client.workflow import WORKFLOWS, PythonWorkflows, WorkflowCall
 from contracts.client.workflow_cli import check_workflows
 from contracts.client.workflow_harness import PLANS, WorkflowSettings, drills
@@ -48,12 +48,14 @@ CAUGHT_BY = {cls.__name__: prop for cls, prop in VARIANTS["CAUGHT_BY"].items()}
 
 @pytest.fixture(scope="module")
 def mock() -> Iterator[MockFleet]:
-    with MockFleet(instances=DEFAULT_INSTANCES, keys=list(DEFAULT_KEYS)) as fleet:
+    with MockFleet(instances=DEFAULT_INSTANCES, keys=list(fresh_keys())) as fleet:
         yield fleet
 
 
 def run(mock: MockFleet, client: Any, settings: WorkflowSettings | None = None, **kwargs: Any) -> ClientReport:
-    return check_workflows(client, url=mock.urls["prod"], apikey=mock.apikey, settings=settings, **kwargs)
+    """A workflow run against the module's mock, logged in on each instance (an apikey each), as against the mock
+    the harness starts."""
+    return check_workflows(client, url=mock.urls["prod"], settings=settings, **kwargs)
 
 
 def load(name: str) -> Any:
@@ -282,3 +284,28 @@ def test_deeply_nested_json_is_adapter_protocol(persistent: bool) -> None:
     finally:
         driver.close()
     assert result.outcome is None and "not one JSON object" in (result.problem or "")
+
+
+# The mock the harness starts: keys drawn for the run, an apikey per instance
+
+
+def test_keys_are_drawn_per_run_mixed_case() -> None:
+    drawn = [fresh_keys() for _ in range(3)]
+    assert len({keys for keys in drawn}) == 3 and all(keys != EXAMPLE_KEYS for keys in drawn)
+    for keys in drawn:
+        assert [spec.split(":")[1:] for spec in keys] == [["2", "365"], ["1", "365"]]
+        for spec in keys:
+            key = spec.split(":")[0]
+            groups = key.split("-")
+            assert len(groups) == 7 and all(len(g) == 4 and g.isalnum() and g.isascii() for g in groups), key
+            assert any(c.isupper() for c in key) and any(c.islower() for c in key) and any(c.isdigit() for c in key)
+
+
+def test_the_served_mock_has_keys_of_its_own_and_an_apikey_per_instance() -> None:
+    """A client using the docs' example key, or one instance's apikey on another, fails against the mock the
+    harness starts."""
+    settings = WorkflowSettings(examples=0, workflows=("online_failover",))
+    doc_key = check_workflows(load("HardcodesDocKey"), settings=settings)
+    assert doc_key.rule == "workflow-arguments" and "the client was given" in doc_key.detail, doc_key.render()
+    swapped = check_workflows(load("SwapsApikeys"), settings=settings)
+    assert swapped.rule == "workflow-reaches-goal", swapped.render()

@@ -18,7 +18,7 @@ from contracts.client.adapter import AdapterError, ClientDriver, PythonClient, l
 from contracts.client.command import CommandClient, PersistentCommandClient
 from contracts.client.harness import HarnessSettings
 from contracts.client.run import check_client
-from contracts.client.serve import DEFAULT_INSTANCES, DEFAULT_KEYS
+from contracts.client.serve import DEFAULT_INSTANCES
 from contracts.target import TargetError
 
 
@@ -61,7 +61,8 @@ from contracts.target import TargetError
     "keys",
     multiple=True,
     metavar="KEY:SLOTS:DAYS",
-    help="An activation key of the mock the harness starts; repeatable (default: two keys, 2 slots and 1 slot).",
+    help="An activation key of the mock the harness starts; repeatable (default: two keys drawn for the run, 2 slots "
+    "and 1 slot).",
 )
 @click.option(
     "--examples",
@@ -148,7 +149,7 @@ def client(
             control_token=control_token,
             settings=HarnessSettings(examples=examples, steps=steps, drills=not no_drills, derandomize=derandomize),
             instances=instances or DEFAULT_INSTANCES,
-            keys=keys or DEFAULT_KEYS,
+            keys=keys or None,
             call_timeout=call_timeout,
             overrides=overrides,
             tls=tls,

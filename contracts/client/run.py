@@ -10,7 +10,7 @@ from contracts.client.adapter import ClientDriver, PythonClient
 from contracts.client.command import CommandClient
 from contracts.client.harness import HarnessSettings, run_harness
 from contracts.client.report import ClientReport
-from contracts.client.serve import DEFAULT_INSTANCES, DEFAULT_KEYS, Certificates, ServedMock, connect
+from contracts.client.serve import DEFAULT_INSTANCES, Certificates, ServedMock, connect
 from contracts.target import TargetError
 
 
@@ -31,7 +31,7 @@ def check_client(
     control_token: str | None = None,
     settings: HarnessSettings | None = None,
     instances: Sequence[str] = DEFAULT_INSTANCES,
-    keys: Sequence[str] = DEFAULT_KEYS,
+    keys: Sequence[str] | None = None,
     call_timeout: float = 30.0,
     overrides: Path | None = None,
     tls: bool = False,
@@ -51,7 +51,7 @@ def check_client(
     try:
         if url is None:
             served = ServedMock.start(instances, keys, certificates)
-            url, apikey = served.url, served.apikey
+            url, apikey = served.url, None  # log in on each instance: an apikey each
         if certificates is not None:
             ca = certificates.trust
         fleet = connect(url, apikey=apikey, control_token=control_token, overrides=overrides, ca=ca)

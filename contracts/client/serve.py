@@ -12,8 +12,10 @@ from __future__ import annotations
 import ipaddress
 import json
 import os
+import secrets
 import shutil
 import signal
+import string
 import subprocess
 import sys
 import tempfile
@@ -33,14 +35,33 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from contracts.target import Fleet, Target, TargetError, discover, load_overrides
 
 DEFAULT_INSTANCES = ("prod", "backup", "spare")
-# Two keys: one with two slots (a production and another), one with a single slot (so "no free slot" happens).
-# Like real keys, they mix upper and lower case with digits: a client that changes a key's case sends another key.
-DEFAULT_KEYS = ("k3Fq-8ZtA-mW2x-Pq7R-c9Lh-4VnB-tY6d:2:365", "H7pX-2bNq-9TkW-dF4m-Rz8C-5gLs-Qe3J:1:365")
+# The mock the harness starts has two keys: one with two slots (a production and another), one with a single slot
+# (so "no free slot" happens), each valid for a year. Like real keys they mix upper and lower case with digits (a
+# client that changes a key's case sends another key), and they are drawn afresh for every run (`fresh_keys`), so a
+# client cannot pass by using a key it read somewhere instead of the one it is given. EXAMPLE_KEYS are the ones the
+# docs show, for tests that want fixed keys.
+KEY_TERMS = ((2, 365), (1, 365))  # (slots, days) of each key
+EXAMPLE_KEYS = ("k3Fq-8ZtA-mW2x-Pq7R-c9Lh-4VnB-tY6d:2:365", "H7pX-2bNq-9TkW-dF4m-Rz8C-5gLs-Qe3J:1:365")
+KEY_GROUPS, GROUP_LENGTH = 7, 4
 READY_TIMEOUT = 30.0
 STOP_TIMEOUT = 10.0
 JOURNAL_CAP = 1000
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
 WRONG_HOST = "impostor.invalid"  # the host name of the certificate that names another host
+
+
+def fresh_key() -> str:
+    """A new activation key: seven groups of four letters and digits, with upper case, lower case and a digit."""
+    alphabet = string.ascii_letters + string.digits
+    while True:
+        text = "".join(secrets.choice(alphabet) for _ in range(KEY_GROUPS * GROUP_LENGTH))
+        if any(c.isupper() for c in text) and any(c.islower() for c in text) and any(c.isdigit() for c in text):
+            return "-".join(text[i : i + GROUP_LENGTH] for i in range(0, len(text), GROUP_LENGTH))
+
+
+def fresh_keys() -> tuple[str, ...]:
+    """The keys of a mock the harness starts (`--key` specs: KEY:SLOTS:DAYS), drawn afresh."""
+    return tuple(f"{fresh_key()}:{slots}:{days}" for slots, days in KEY_TERMS)
 
 
 def _name(common_name: str) -> x509.Name:
@@ -169,10 +190,11 @@ class ServedMock:
     def start(
         cls,
         instances: Sequence[str] = DEFAULT_INSTANCES,
-        keys: Sequence[str] = DEFAULT_KEYS,
+        keys: Sequence[str] | None = None,
         certificates: Certificates | None = None,
     ) -> ServedMock:
-        """`mockcore serve` on free ports; with `certificates`, every face over HTTPS with their `server` pair."""
+        """`mockcore serve` on free ports, with `keys` (default: fresh ones); with `certificates`, every face over
+        HTTPS with their `server` pair."""
         workdir = Path(tempfile.mkdtemp(prefix="mockcore-contracts-client-"))
         ready_file = workdir / "ready.json"
         command = [
@@ -187,7 +209,7 @@ class ServedMock:
         ]
         for name in instances:
             command += ["--instance", name]
-        for key in keys:
+        for key in fresh_keys() if keys is None else keys:
             command += ["--key", key]
         if certificates is not None:
             command += ["--tls-cert", str(certificates.server[0]), "--tls-key", str(certificates.server[1])]

@@ -18,7 +18,7 @@ from rich.markup import escape
 from contracts.client.adapter import AdapterError, instantiate
 from contracts.client.command import CommandClient, PersistentCommandClient
 from contracts.client.report import ClientReport
-from contracts.client.serve import DEFAULT_INSTANCES, DEFAULT_KEYS, ServedMock, connect
+from contracts.client.serve import DEFAULT_INSTANCES, ServedMock, connect
 from contracts.client.workflow import WORKFLOWS, PythonWorkflows, WorkflowDriver
 from contracts.client.workflow_harness import WorkflowSettings, run_workflows
 from contracts.target import TargetError
@@ -51,8 +51,8 @@ def check_workflows(
     served: ServedMock | None = None
     try:
         if url is None:
-            served = ServedMock.start(DEFAULT_INSTANCES, DEFAULT_KEYS)
-            url, apikey = served.url, served.apikey
+            served = ServedMock.start(DEFAULT_INSTANCES)
+            url, apikey = served.url, None  # log in on each instance: an apikey each
         fleet = connect(url, apikey=apikey, control_token=control_token)
         try:
             return run_workflows(driver, fleet, settings)

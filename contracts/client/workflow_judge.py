@@ -81,7 +81,7 @@ WORKFLOW_PROPERTIES: dict[str, WorkflowProperty] = {
     ),
     "workflow-report-truthful": WorkflowProperty(
         "the client's report matches the fleet: success exactly when the goal is met (an HTTP 200 is not a "
-        "success until its body says so)",
+        "success until its body says so), and a failure's status is null or one the client was answered in the run",
         ("activation.no-slot", "activation.unknown-key", "online.activation-server-down"),
     ),
     "workflow-reaches-goal": WorkflowProperty(
@@ -253,11 +253,13 @@ class Judge:
         self.model = given.start.copy()
         self.label = label
         self.roles = {name: role for role, name in given.names.items()}
+        self.received: set[int] = set()  # the statuses the run's requests were answered with (the journal's)
 
     # Requests
 
     def requests(self, records: Sequence[Record]) -> None:
         check_requests(records, self.contract)
+        self.received.update(record.status for record in records if record.status is not None)
         for record in records:
             step = classify(record)
             if step.operation in ("read", "other"):
@@ -475,6 +477,15 @@ class Judge:
             raise Violation(
                 "workflow-report-truthful",
                 f"the client reported {describe_outcome(outcome)}, but {why}",
+            )
+        status = getattr(outcome, "status", None)
+        if failed and status is not None and status not in self.received:
+            answered = ", ".join(str(s) for s in sorted(self.received)) or "none"
+            raise Violation(
+                "workflow-report-truthful",
+                f"the client reported {describe_outcome(outcome)}, but no request of the run was answered {status} "
+                f"(the statuses it received: {answered}); a failure's status is one the client was answered, or "
+                "null when no answer came",
             )
         if g.fault is None and g.reachable and not met:
             raise Violation(

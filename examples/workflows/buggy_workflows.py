@@ -7,6 +7,7 @@ them. `mockcore-contracts workflows` catches each at its default budget, naming 
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -164,6 +165,34 @@ class OfflineFailoverForOneNode(Runbooks):
         return OneNodeFiles().offline_failover(production, backup, key, activation_server)
 
 
+class HardcodesDocKey(Runbooks):
+    """Ignores the key it is given and uses the example key printed in the docs."""
+
+    DOC_KEY = "k3Fq-8ZtA-mW2x-Pq7R-c9Lh-4VnB-tY6d"
+
+    def online_failover(self, production: Instance, backup: Instance, key: str) -> Success | Failure:
+        return super().online_failover(production, backup, self.DOC_KEY)
+
+    def provision(self, instance: Instance, key: str, quantity: int, activation_server: str) -> Success | Failure:
+        return super().provision(instance, self.DOC_KEY, quantity, activation_server)
+
+
+class SwapsApikeys(Runbooks):
+    """Sends the production's apikey to every instance of a failover."""
+
+    def online_failover(self, production: Instance, backup: Instance, key: str) -> Success | Failure:
+        backup = Instance(backup.name, backup.url, production.apikey, backup.ca_path)
+        return super().online_failover(production, backup, key)
+
+
+class InventsFailureStatus(Runbooks):
+    """Reports every failure as 418 with a text of its own, whatever the servers answered."""
+
+    def run(self, body: Callable[[], dict[str, Any]]) -> Success | Failure:
+        outcome = super().run(body)
+        return outcome if isinstance(outcome, Success) else Failure(418, "something went wrong")
+
+
 # Each variant and the property that catches it.
 CAUGHT_BY: dict[type[Runbooks], str] = {
     KeepsOldProduction: "workflow-no-double-use",
@@ -178,4 +207,7 @@ CAUGHT_BY: dict[type[Runbooks], str] = {
     ReportsSuccessBlindly: "workflow-report-truthful",
     RenewsForOneNode: "workflow-arguments",
     OfflineFailoverForOneNode: "workflow-arguments",
+    HardcodesDocKey: "workflow-arguments",
+    SwapsApikeys: "workflow-reaches-goal",
+    InventsFailureStatus: "workflow-report-truthful",
 }
