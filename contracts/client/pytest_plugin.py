@@ -53,7 +53,8 @@ def client_harness_mock(request: pytest.FixtureRequest) -> Iterator[tuple[Any, .
     certificates = Certificates.make() if request.config.getoption("client_tls") else None
     try:
         with ServedMock.start(certificates=certificates) as served:
-            yield served.url, served.apikey, certificates.trust if certificates else None
+            # no apikey: the harness logs in on each instance, so each has an apikey of its own
+            yield served.url, None, certificates.trust if certificates else None
     finally:
         if certificates is not None:
             certificates.remove()
