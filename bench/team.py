@@ -15,6 +15,8 @@ is started as tests/postgres.py starts it, HAProxy with deploy/haproxy.cfg's set
    licence reads of every tenant at once (one connection per tenant): requests/s, and three against one.
 3. Slow clients through HAProxy. An ordinary licence read of a tenant, timed alone and then while 100 slow-header
    and 100 slow-body connections (bench/slow_clients.py's) hang on through the proxy: the medians and their ratio.
+4. Idle tenants. bench/tenants.py in a process of its own (so its memory figures are its own): the memory 1,000
+   idle two-instance tenants hold, against the same process with none.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ import contextlib
 import http.client
 import json
 import shutil
+import subprocess
 import sys
 import threading
 import time
@@ -252,6 +255,7 @@ def main() -> int:
         with workdir("mockcore-team-") as work:
             doc["stores"] = stores(pg, work, args.duration)
             doc.update(team(pg, work, args.duration))
+            doc["idle_tenants"] = idle_tenants()
     finally:
         pg.remove()
     if args.json:
@@ -279,7 +283,24 @@ def main() -> int:
         f"slow-header + 100 slow-body connections {slow['with_slow_median_s'] * 1000:.1f} ms (median, max "
         f"{slow['with_slow_max_s'] * 1000:.1f} ms), ratio {fmt_ratio(slow['with_slow_to_alone'])}"
     )
+    idle = doc["idle_tenants"]
+    print(
+        f"{idle['tenants']} idle tenants: Python heap +{idle['idle']['heap_mib']:.1f} MiB "
+        f"({idle['idle']['heap_kib_per_tenant']:.1f} KiB each), RSS +{idle['idle']['rss_mib']:.1f} MiB; process RSS "
+        f"with them / without = {fmt_ratio(idle['ratios']['process_rss_with_tenants_to_without'])}"
+    )
     return 0
+
+
+def idle_tenants() -> dict[str, Any]:
+    """bench/tenants.py's figures for 1,000 idle tenants, measured in a process of its own."""
+    script = Path(__file__).with_name("tenants.py")
+    done = subprocess.run(
+        [sys.executable, str(script), "--tenants", "1000", "--json"], capture_output=True, text=True, timeout=600
+    )
+    if done.returncode != 0:
+        raise RuntimeError(f"bench/tenants.py failed: {done.stderr[-2000:]}")
+    return json.loads(done.stdout)
 
 
 if __name__ == "__main__":
