@@ -5,6 +5,7 @@ dashboard."""
 from __future__ import annotations
 
 import json
+import math
 import os
 import re
 import shutil
@@ -30,8 +31,10 @@ from mockcore.tenant_server import TenantServer
 from mockcore.tenants import (
     DEFAULT_IDLE_TIMEOUT,
     DEFAULT_MAX_INSTANCES,
+    DEFAULT_MAX_KEYS,
     DEFAULT_MAX_TENANTS,
     DEFAULT_TENANT_JOURNAL_CAP,
+    MAX_IDLE_TIMEOUT,
     MemoryTenantRegistry,
     TenantLimits,
     TenantRegistry,
@@ -247,9 +250,10 @@ def main() -> None:
     "--tenant-idle-timeout",
     default=DEFAULT_IDLE_TIMEOUT,
     show_default=True,
-    type=click.FloatRange(min=0, min_open=True),
+    type=click.FloatRange(min=0, min_open=True, max=MAX_IDLE_TIMEOUT),
+    callback=lambda _ctx, _param, value: _a_number(value),
     metavar="SECONDS",
-    help="With --tenants: a tenant without a request for this long is removed.",
+    help="With --tenants: a tenant without a request for this long is removed (at most about ten years).",
 )
 @click.option(
     "--max-tenants",
@@ -264,6 +268,13 @@ def main() -> None:
     show_default=True,
     type=click.IntRange(1, 1000),
     help="With --tenants: the most Core instances a tenant may have; past it, 400.",
+)
+@click.option(
+    "--max-tenant-keys",
+    default=DEFAULT_MAX_KEYS,
+    show_default=True,
+    type=click.IntRange(1, 10_000),
+    help="With --tenants: the most activation keys a tenant may have; past it, 400.",
 )
 @click.option(
     "--tenant-journal-cap",
@@ -299,11 +310,18 @@ def serve(
     tenant_idle_timeout: float,
     max_tenants: int,
     max_tenant_instances: int,
+    max_tenant_keys: int,
     tenant_journal_cap: int,
     ready_file: Path | None,
 ) -> None:
     """Run a fleet until SIGINT or SIGTERM."""
-    limits = TenantLimits(max_tenants, max_tenant_instances, tenant_journal_cap, tenant_idle_timeout)
+    limits = TenantLimits(
+        max_tenants=max_tenants,
+        max_instances=max_tenant_instances,
+        max_keys=max_tenant_keys,
+        journal_cap=tenant_journal_cap,
+        idle_timeout=tenant_idle_timeout,
+    )
     if _tenant_mode(click.get_current_context(), tenants):
         _serve_tenants(limits, state, host, port, tls, tls_cert, tls_key, control_token, ready_file)
         return
@@ -388,7 +406,14 @@ PER_FLEET_OPTIONS = (
     "profile",
     "journal_cap",
 )
-TENANT_OPTIONS = ("tenant_idle_timeout", "max_tenants", "max_tenant_instances", "tenant_journal_cap")
+TENANT_OPTIONS = ("tenant_idle_timeout", "max_tenants", "max_tenant_instances", "max_tenant_keys", "tenant_journal_cap")
+
+
+def _a_number(value: float) -> float:
+    """click.FloatRange lets NaN through (every comparison with it is false)."""
+    if math.isnan(value):
+        raise click.BadParameter("nan is not a number of seconds")
+    return value
 
 
 def _flag(name: str) -> str:

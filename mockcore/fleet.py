@@ -26,6 +26,7 @@ from mockcore.config import DEFAULT_VERSION, FleetConfig, FleetSetup, KeySpec
 from mockcore.faults import FaultRule, Faults
 from mockcore.identity import deployment_id, licence_secret, scan_id
 from mockcore.journal import DEFAULT_CAP as DEFAULT_JOURNAL_CAP
+from mockcore.journal import MAX_CAP as MAX_JOURNAL_CAP
 from mockcore.journal import Journal, JournalEntry
 from mockcore.lifecycle import ActivationKey, Licence, LicenceFile, LicenceState, LicenceTerms
 from mockcore.rules import PROFILES, RULES, Decision, Facts, LicenceRules, Profile
@@ -95,6 +96,7 @@ class Fleet:
         catalogue: Catalogue | None = None,
         journal_cap: int = DEFAULT_JOURNAL_CAP,
         rules: LicenceRules = RULES,
+        journal_ceiling: int = MAX_JOURNAL_CAP,
     ) -> None:
         self.config = config or FleetConfig()
         self.catalogue = catalogue or Catalogue()
@@ -102,7 +104,7 @@ class Fleet:
         self._clock = clock or FleetClock()
         self._lock = threading.RLock()
         self._faults = Faults()
-        self._journal = Journal(journal_cap)
+        self._journal = Journal(journal_cap, journal_ceiling)
         self._progression = Progression()
         self._listeners: list[Listener] = []
         self._keeper: Keeper | None = None
@@ -112,9 +114,17 @@ class Fleet:
         self._initialise()
 
     @classmethod
-    def build(cls, setup: FleetSetup, *, rules: LicenceRules = RULES, clock: FleetClock | None = None) -> Fleet:
-        """The fleet a parsed configuration describes (mockcore.config.parse_fleet): the CLI's and MockFleet's."""
-        return cls(setup.config, clock, setup.catalogue, setup.journal_cap, rules)
+    def build(
+        cls,
+        setup: FleetSetup,
+        *,
+        rules: LicenceRules = RULES,
+        clock: FleetClock | None = None,
+        journal_ceiling: int = MAX_JOURNAL_CAP,
+    ) -> Fleet:
+        """The fleet a parsed configuration describes (mockcore.config.parse_fleet): the CLI's and MockFleet's.
+        `journal_ceiling`: the largest journal cap `set_journal_cap` takes (a tenant's is lower)."""
+        return cls(setup.config, clock, setup.catalogue, setup.journal_cap, rules, journal_ceiling)
 
     def _initialise(self) -> None:
         """The start state: fresh instances, fresh keys expiring relative to the clock's now."""
@@ -433,7 +443,13 @@ class Fleet:
     def journal_cap(self) -> int:
         return self._journal.cap
 
+    @property
+    def journal_ceiling(self) -> int:
+        """The largest cap `set_journal_cap` takes."""
+        return self._journal.ceiling
+
     def set_journal_cap(self, cap: int) -> None:
+        """ValueError (and the cap unchanged) outside 0..journal_ceiling."""
         self._journal.set_cap(cap)
 
     def record(self, entry: JournalEntry) -> None:

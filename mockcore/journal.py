@@ -39,16 +39,29 @@ def body_text(data: bytes) -> str:
 
 
 class Journal:
-    def __init__(self, cap: int = DEFAULT_CAP) -> None:
+    """`ceiling`: the largest cap `set_cap` takes (MAX_CAP for `mockcore serve`; a tenant's is its server's
+    --tenant-journal-cap), so what a journal holds stays bounded whoever sets its cap."""
+
+    def __init__(self, cap: int = DEFAULT_CAP, ceiling: int = MAX_CAP) -> None:
+        if not 0 <= ceiling <= MAX_CAP:
+            raise ValueError(f"a journal's ceiling is from 0 to {MAX_CAP}, not {ceiling}")
+        self.ceiling = ceiling
+        self._check(cap)
         self._lock = threading.Lock()
         self._entries: deque[JournalEntry] = deque(maxlen=cap)
         self._next_id = 1
+
+    def _check(self, cap: int) -> None:
+        if not 0 <= cap <= self.ceiling:
+            raise ValueError(f"a journal's cap is from 0 to {self.ceiling}, not {cap}")
 
     @property
     def cap(self) -> int:
         return self._entries.maxlen or 0
 
     def set_cap(self, cap: int) -> None:
+        """ValueError (and the cap unchanged) past the ceiling."""
+        self._check(cap)
         with self._lock:
             self._entries = deque(self._entries, maxlen=cap)
 

@@ -26,6 +26,8 @@ settings; they stay per process.
 from __future__ import annotations
 
 import contextlib
+import logging
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -44,6 +46,16 @@ DEFAULT_FLEET = "default"
 URL_SCHEMES = ("postgresql://", "postgres://")
 CONNECT_TIMEOUT = 5  # seconds: opening a connection, and waiting for one of the pool's
 POOL_SIZE = 4
+# What psycopg's messages may say of where the server is: kept out of the messages that reach HTTP clients.
+_WHERE = (
+    (
+        re.compile(r'connection to server (?:at "[^"]*"(?: \([^)]*\))?, port \d+|on socket "[^"]*")'),
+        "connection to the server",
+    ),
+    (re.compile(r'database "[^"]*"'), "the database"),
+)
+
+log = logging.getLogger("mockcore.pgstore")
 
 _SCHEMA = f"""
 CREATE TABLE IF NOT EXISTS {TABLE} (
@@ -70,6 +82,14 @@ def is_postgres_url(text: str) -> bool:
 def _short(error: object, limit: int = 300) -> str:
     text = " ".join(str(error).split())
     return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _public(error: object) -> str:
+    """`_short(error)` without the server's host, port or database name."""
+    text = _short(error)
+    for pattern, replacement in _WHERE:
+        text = pattern.sub(replacement, text)
+    return text
 
 
 def _describe(url: str) -> str:
@@ -150,7 +170,7 @@ class FleetStore:
                 kwargs={"connect_timeout": int(timeout)},
                 open=False,
             )
-        except psycopg.Error as exc:  # a malformed URL
+        except psycopg.Error as exc:  # a malformed URL (start-up: the message may name the server)
             raise PostgresError(f"--state {_describe(url)}: {_short(exc)}") from exc
         store = cls(url, pool)
         try:  # one plain connection first: its error says why the server cannot be used
@@ -160,11 +180,16 @@ class FleetStore:
             pool.open(wait=True, timeout=timeout)
         except (psycopg.Error, PoolTimeout) as exc:
             pool.close()
-            raise store.error("cannot use it", exc) from exc
+            raise store.error("cannot use it", exc, address=True) from exc
         return store
 
-    def error(self, what: str, exc: BaseException) -> PostgresError:
-        return PostgresError(f"{_describe(self.url)}: {what}: {_short(exc)}")
+    def error(self, what: str, exc: BaseException, *, address: bool = False) -> PostgresError:
+        """The error to raise for `exc`. Its message may reach an HTTP client (a 503), so it names no host, port
+        or database (the log says them); `address=True` for start-up errors, which only the operator sees."""
+        if address:
+            return PostgresError(f"{_describe(self.url)}: {what}: {_short(exc)}")
+        log.warning("%s: %s: %s", _describe(self.url), what, _short(exc))
+        return PostgresError(f"PostgreSQL: {what}: {_public(exc)}")
 
     def release(self, connection: psycopg.Connection[Any]) -> None:
         self._pool.putconn(connection)
@@ -202,7 +227,7 @@ class FleetStore:
         if row is None:
             connection.rollback()
             self.release(connection)
-            raise UnknownFleet(f"{_describe(self.url)}: no fleet {fleet_id!r} is stored")
+            raise UnknownFleet(f"PostgreSQL: no fleet {fleet_id!r} is stored")
         version, saved_at, stored_fingerprint, document = row
         return Transaction(fleet_id, int(version), saved_at, stored_fingerprint, document, self, connection)
 
@@ -304,7 +329,7 @@ def keep_fleet(store: FleetStore, fleet: Fleet, fleet_id: str = DEFAULT_FLEET) -
             differences = fingerprint_differences(stored.fingerprint, current)
         if differences:
             raise PostgresError(
-                f"{_describe(store.url)}: fleet {fleet_id!r} was written for another fleet configuration: "
+                f"PostgreSQL: fleet {fleet_id!r} was written for another fleet configuration: "
                 + "; ".join(differences)
                 + ". Start mockcore with the options it was written with, or use another database."
             )
@@ -316,7 +341,7 @@ def keep_fleet(store: FleetStore, fleet: Fleet, fleet_id: str = DEFAULT_FLEET) -
     except InvalidSnapshot as exc:
         fleet.keep(None)
         fleet.load(before)
-        raise PostgresError(f"{_describe(store.url)}: fleet {fleet_id!r} is invalid: {_short(exc)}") from exc
+        raise PostgresError(f"PostgreSQL: fleet {fleet_id!r} is invalid: {_public(exc)}") from exc
     except BaseException:
         fleet.keep(None)
         raise

@@ -44,6 +44,7 @@ from mockcore.tenants import (
     TenantLimits,
     TenantRequest,
     check_instances,
+    is_tenant_id,
     new_identity,
     parse_tenant_request,
     tenant_summary,
@@ -79,7 +80,7 @@ class PostgresTenantRegistry:
         self._lock = threading.Lock()
         self._held: dict[str, Tenant] = {}  # the tenants this process has loaded, by id
         # Rebuilding a stored tenant does not apply this replica's limits again: it was checked when created.
-        self._rebuild_limits = replace(limits, max_instances=1_000_000, journal_cap=MAX_JOURNAL_CAP)
+        self._rebuild_limits = replace(limits, max_instances=1_000_000, journal_cap=MAX_JOURNAL_CAP, max_keys=1_000_000)
 
     @classmethod
     def open(cls, url: str, limits: TenantLimits) -> PostgresTenantRegistry:
@@ -98,7 +99,7 @@ class PostgresTenantRegistry:
             pool.open(wait=True, timeout=CONNECT_TIMEOUT)
         except (psycopg.Error, PoolTimeout) as exc:
             store.close()
-            raise store.error("cannot use it for tenants", exc) from exc
+            raise store.error("cannot use it for tenants", exc, address=True) from exc
         registry = cls(store, pool, limits)
         try:
             with registry._transaction("create the tenants' table") as connection:
@@ -129,7 +130,9 @@ class PostgresTenantRegistry:
 
     def create(self, request: TenantRequest) -> Tenant:
         check_instances(self.limits, len(request.setup.config.instances))
-        fleet = Fleet.build(request.setup)  # outside any transaction: building is the slow part
+        if self.count() >= self.limits.max_tenants:  # before building; checked again under the advisory lock
+            raise too_many_tenants(self.limits)
+        fleet = Fleet.build(request.setup, journal_ceiling=self.limits.journal_cap)  # outside any transaction: slow
         tenant_id, token = new_identity()
         names = list(fleet.names)
         with self._transaction("cannot create a tenant") as connection:
@@ -196,6 +199,8 @@ class PostgresTenantRegistry:
     # Finding
 
     def get(self, tenant_id: str) -> Tenant | None:
+        if not is_tenant_id(tenant_id):  # no tenant's: not a question for the database
+            return None
         with self._transaction(f"tenant {tenant_id!r}: cannot read it") as connection:
             row = connection.execute(
                 f"SELECT {_ROW} FROM {TABLE} WHERE id = %(id)s AND {_LIVE}", self._params(tenant_id)
@@ -203,6 +208,8 @@ class PostgresTenantRegistry:
         return self._found(tenant_id, row)
 
     def touch(self, tenant_id: str) -> Tenant | None:
+        if not is_tenant_id(tenant_id):
+            return None
         with self._transaction(f"tenant {tenant_id!r}: cannot read it") as connection:
             row = connection.execute(
                 f"UPDATE {TABLE} SET last_used = now() WHERE id = %(id)s AND {_LIVE} RETURNING {_ROW}",
@@ -220,18 +227,19 @@ class PostgresTenantRegistry:
             if tenant is not None:
                 tenant.last_used, tenant.idle_since = last_used, time.monotonic()
                 return tenant
-        fleet = self._load(tenant_id, request)
+        fleet = self._load(tenant_id, request, journal_cap)
         tenant = Tenant(tenant_id, fleet, token, journal_cap, created, last_used, time.monotonic())
         with self._lock:
             return self._held.setdefault(tenant_id, tenant)  # another thread may have loaded it meanwhile
 
-    def _load(self, tenant_id: str, request: object) -> Fleet:
-        """The tenant's fleet, rebuilt from its stored request and kept in its stored row."""
+    def _load(self, tenant_id: str, request: object, journal_ceiling: int) -> Fleet:
+        """The tenant's fleet, rebuilt from its stored request and kept in its stored row; its journal's ceiling is
+        the one stored with the tenant."""
         try:
             setup = parse_tenant_request(request, self._rebuild_limits).setup
         except TenantError as exc:
             raise PostgresError(f"tenant {tenant_id!r}: its stored request is refused: {exc.text}") from exc
-        fleet = Fleet.build(setup)
+        fleet = Fleet.build(setup, journal_ceiling=journal_ceiling)
         keep_fleet(self.store, fleet, tenant_id)
         return fleet
 

@@ -7,14 +7,18 @@ interface, `TenantRegistry` (create, get, touch, delete, summaries, expire_idle,
 keeps tenants in this process; `mockcore.tenant_store.PostgresTenantRegistry` keeps them in PostgreSQL, shared by
 every replica given the same database.
 
-Memory stays bounded: at most `max_tenants` tenants, `max_instances` instances each, a journal of at most
-`journal_cap` requests each; a tenant left alone for `idle_timeout` seconds is removed.
+Memory stays bounded: at most `max_tenants` tenants, `max_instances` instances and `max_keys` activation keys each, a
+journal of at most `journal_cap` requests each (the fleet's journal ceiling: no later PUT /_mock/journal/config
+raises it); a tenant left alone for `idle_timeout` seconds is removed. The limits on one request are checked before
+its fleet is built, and so is the tenant limit (again, race-free, once the fleet is built).
 """
 
 from __future__ import annotations
 
 import json
+import math
 import os
+import re
 import secrets
 import tempfile
 import threading
@@ -25,7 +29,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
-from mockcore.config import ConfigError, FleetSetup, parse_fleet
+from mockcore.config import INSTANCE_NAME_RE, ConfigError, FleetSetup, parse_fleet
 from mockcore.fleet import Fleet
 from mockcore.journal import MAX_CAP as MAX_JOURNAL_CAP
 from mockcore.overrides import MAX_OVERRIDES_BYTES
@@ -33,8 +37,11 @@ from mockcore.overrides import MAX_OVERRIDES_BYTES
 DEFAULT_IDLE_TIMEOUT = 3600.0  # seconds without a request before a tenant is removed
 DEFAULT_MAX_TENANTS = 100
 DEFAULT_MAX_INSTANCES = 10
+DEFAULT_MAX_KEYS = 20  # activation keys a tenant may have (a key costs ~1 KiB; the body cap alone allows 50000)
+MAX_IDLE_TIMEOUT = 10 * 365 * 86400.0  # about ten years, in seconds: PostgreSQL's intervals hold it
 DEFAULT_TENANT_JOURNAL_CAP = 100  # a journal entry may hold 32 KiB of bodies: 100 of them, ~3 MiB at worst
 ID_BYTES = 18  # secrets.token_urlsafe(18): 24 characters of A-Z a-z 0-9 - _, 144 random bits
+ID_RE = re.compile(r"[A-Za-z0-9_-]{24}")  # the form of every id new_identity gives
 TOKEN_BYTES = 24
 # What POST /_mock/tenants takes: what `mockcore serve` takes for one fleet.
 REQUEST_FIELDS = ("instances", "keys", "seed", "apikey", "admin", "overrides", "profile", "journal_cap")
@@ -55,10 +62,13 @@ class TenantLimits:
     max_instances: int = DEFAULT_MAX_INSTANCES
     journal_cap: int = DEFAULT_TENANT_JOURNAL_CAP
     idle_timeout: float = DEFAULT_IDLE_TIMEOUT
+    max_keys: int = DEFAULT_MAX_KEYS
 
     def __post_init__(self) -> None:
-        if self.max_tenants < 0 or self.max_instances < 1 or self.idle_timeout <= 0:
-            raise ValueError("tenant limits: max_tenants >= 0, max_instances >= 1, idle_timeout > 0")
+        if self.max_tenants < 0 or self.max_instances < 1 or self.max_keys < 1:
+            raise ValueError("tenant limits: max_tenants >= 0, max_instances >= 1, max_keys >= 1")
+        if not (math.isfinite(self.idle_timeout) and 0 < self.idle_timeout <= MAX_IDLE_TIMEOUT):
+            raise ValueError(f"tenant limits: idle_timeout is more than 0 and at most {MAX_IDLE_TIMEOUT:.0f} seconds")
         if not 0 <= self.journal_cap <= MAX_JOURNAL_CAP:
             raise ValueError(f"tenant limits: the journal cap is from 0 to {MAX_JOURNAL_CAP}")
 
@@ -85,6 +95,11 @@ def tenant_summary(tenant_id: str, instances: Iterable[str], created: datetime, 
         "created": created.isoformat(),
         "last_used": last_used.isoformat(),
     }
+
+
+def is_tenant_id(text: str) -> bool:
+    """Whether `text` has the form of a tenant id (what new_identity gives): anything else is no tenant's."""
+    return ID_RE.fullmatch(text) is not None
 
 
 def check_instances(limits: TenantLimits, count: int) -> None:
@@ -176,11 +191,12 @@ class MemoryTenantRegistry:
 
     def create(self, request: TenantRequest) -> Tenant:
         check_instances(self.limits, len(request.setup.config.instances))
-        fleet = Fleet.build(request.setup)  # outside the lock: building is the slow part
+        self._check_room()  # before building: a server that is full answers 429 at once
+        fleet = Fleet.build(request.setup, journal_ceiling=self.limits.journal_cap)  # outside the lock: slow
         now, stamp = self._monotonic(), self._wall()
         with self._lock:
             self._expire_locked(now)
-            if len(self._tenants) >= self.limits.max_tenants:
+            if len(self._tenants) >= self.limits.max_tenants:  # again: others may have taken the room meanwhile
                 raise too_many_tenants(self.limits)
             tenant_id, token = new_identity()
             while tenant_id in self._tenants:  # 144 random bits: never in practice
@@ -188,6 +204,13 @@ class MemoryTenantRegistry:
             tenant = Tenant(tenant_id, fleet, token, self.limits.journal_cap, stamp, stamp, now)
             self._tenants[tenant_id] = tenant
             return tenant
+
+    def _check_room(self) -> None:
+        now = self._monotonic()
+        with self._lock:
+            self._expire_locked(now)
+            if len(self._tenants) >= self.limits.max_tenants:
+                raise too_many_tenants(self.limits)
 
     def get(self, tenant_id: str) -> Tenant | None:
         now = self._monotonic()
@@ -287,6 +310,18 @@ def parse_tenant_request(doc: object, limits: TenantLimits) -> TenantRequest:
     }
     if given["instances"] is not None and len(given["instances"]) > limits.max_instances:
         raise TenantError(400, f"instances: a tenant has at most {limits.max_instances} instances")
+    for name in given["instances"] or ():
+        if isinstance(name, str) and not INSTANCE_NAME_RE.fullmatch(name):
+            # config.parse_instances checks the same rule; its message does not say the first character's part.
+            raise TenantError(
+                400,
+                f"instances: {name!r}: an instance name is 1-63 letters, digits, '_', '.' or '-', the first a "
+                "letter or a digit",
+            )
+    if given["keys"] is not None and len(given["keys"]) > limits.max_keys:
+        raise TenantError(
+            400, f"keys: a tenant has at most {limits.max_keys} activation keys (the server's --max-tenant-keys)"
+        )
     if given["journal_cap"] is None:
         given["journal_cap"] = limits.journal_cap
     elif not 0 <= given["journal_cap"] <= limits.journal_cap:

@@ -243,6 +243,104 @@ def test_too_many_instances_or_too_large_a_journal_answer_400(api: Api, server: 
     assert len(control(tenant, "GET", "/_mock/journal").json()["entries"]) == 20
 
 
+def test_a_chunked_journal_config_past_the_tenant_cap_is_refused(api: Api) -> None:
+    """Without a Content-Length (a chunked body), the ceiling holds all the same: it is the fleet's journal's."""
+    tenant = api.tenant({"journal_cap": 5})
+
+    def chunked(doc: object) -> requests.Response:
+        headers = {TOKEN_HEADER: tenant["control_token"], "Content-Type": "application/json"}
+        body = iter([json.dumps(doc).encode()])  # a generator: requests sends it chunked
+        return requests.put(tenant["control"] + "/_mock/journal/config", data=body, headers=headers, timeout=30)
+
+    too_large = chunked({"cap": 100_000})
+    assert too_large.request.headers.get("Transfer-Encoding") == "chunked"
+    assert too_large.status_code == 400, too_large.text
+    assert too_large.json() == {
+        "err": "This tenant's journal keeps at most 20 requests (the server's --tenant-journal-cap)."
+    }
+    assert control(tenant, "GET", "/_mock/journal").json()["cap"] == 5
+    assert chunked({"cap": 20}).json() == {"cap": 20}
+
+
+def test_a_fleets_journal_refuses_a_cap_past_its_ceiling() -> None:
+    from mockcore.fleet import Fleet
+    from mockcore.journal import MAX_CAP
+
+    fleet = Fleet(journal_cap=5, journal_ceiling=20)
+    with pytest.raises(ValueError):
+        fleet.set_journal_cap(21)
+    assert fleet.journal_cap == 5 and fleet.journal_ceiling == 20
+    fleet.set_journal_cap(20)
+    assert fleet.journal_cap == 20
+    assert Fleet().journal_ceiling == MAX_CAP  # `mockcore serve`: as before
+    with pytest.raises(ValueError):
+        Fleet(journal_cap=21, journal_ceiling=20)
+
+
+def test_past_the_most_keys_the_api_answers_400_and_creates_nothing(api: Api, server: TenantServer) -> None:
+    refused = api.create({"keys": [":1:1"] * 50_000})
+    assert refused.status_code == 400
+    assert refused.json() == {"err": "keys: a tenant has at most 20 activation keys (the server's --max-tenant-keys)"}
+    assert api.create({"keys": [":1:1"] * 21}).status_code == 400
+    assert len(server.registry) == 0
+    assert len(api.tenant({"keys": [":1:1"] * 20})["keys"]) == 20
+
+
+def test_a_create_past_the_limits_builds_no_fleet(monkeypatch: pytest.MonkeyPatch) -> None:
+    from mockcore.fleet import Fleet
+
+    registry = MemoryTenantRegistry(TenantLimits(max_tenants=1, max_keys=2))
+    request = parse_tenant_request({}, registry.limits)
+    registry.create(request)
+    built: list[object] = []
+    build = Fleet.build
+    monkeypatch.setattr(Fleet, "build", lambda *args, **kwargs: built.append(args) or build(*args, **kwargs))
+    with pytest.raises(TenantError) as full:
+        registry.create(request)
+    assert full.value.status == 429 and built == []
+    with pytest.raises(TenantError) as too_many_keys:
+        parse_tenant_request({"keys": [":1"] * 3}, registry.limits)
+    assert too_many_keys.value.status == 400 and built == []
+
+
+@pytest.mark.parametrize("seconds", [float("nan"), float("inf"), 1e300, 0.0, -1.0])
+def test_an_idle_timeout_that_is_not_a_finite_time_is_refused(seconds: float) -> None:
+    with pytest.raises(ValueError):
+        TenantLimits(idle_timeout=seconds)
+    assert TenantLimits(idle_timeout=10 * 365 * 86400).idle_timeout == 315_360_000
+
+
+def test_an_odd_tenant_id_answers_404_without_asking_the_registry(fake_clock: FakeMonotonic) -> None:
+    class Recording(MemoryTenantRegistry):
+        def __init__(self) -> None:
+            super().__init__(TenantLimits(), monotonic=fake_clock)
+            self.asked: list[str] = []
+
+        def get(self, tenant_id: str) -> Any:
+            self.asked.append(tenant_id)
+            return super().get(tenant_id)
+
+        def touch(self, tenant_id: str) -> Any:
+            self.asked.append(tenant_id)
+            return super().touch(tenant_id)
+
+    registry = Recording()
+    with TenantServer(registry, control_token=SERVER_TOKEN) as running:
+        http = Api(running.url).http
+        for path in ("/t/%00/prod", "/t/%00/_mock/state", "/_mock/tenants/%00", f"/t/{'x' * 23}!/prod", "/t/x/prod"):
+            response = http.get(running.url + path, timeout=30)
+            assert (response.status_code, response.json()) == (404, {"err": "Unknown tenant."}), path
+        assert registry.asked == []
+        http.get(f"{running.url}/t/{'x' * 24}/prod", timeout=30)
+        assert registry.asked == ["x" * 24]  # an id of the right form is looked up
+
+
+def test_an_instance_name_refused_says_the_rule(api: Api) -> None:
+    refused = api.create({"instances": ["_x"]})
+    assert refused.status_code == 400
+    assert "the first a letter or a digit" in refused.json()["err"]
+
+
 # Idle expiry
 
 
@@ -482,7 +580,11 @@ def test_mockcore_serve_tenants_as_a_subprocess(tmp_path: Path) -> None:
         (["--tenants", "--state", "x.db"], "--state: with --tenants"),
         (["--tenants", "--activation-port", "0"], "--activation-port: with --tenants"),
         (["--max-tenants", "3"], "--max-tenants go with --tenants"),
-        (["--tenant-idle-timeout", "0"], "x>0"),
+        (["--tenant-idle-timeout", "0"], "0<x<="),
+        (["--tenants", "--tenant-idle-timeout", "nan"], "nan is not a number"),
+        (["--tenants", "--tenant-idle-timeout", "inf"], "0<x<="),
+        (["--tenants", "--tenant-idle-timeout", "1e300"], "0<x<="),
+        (["--max-tenant-keys", "3"], "--max-tenant-keys go with --tenants"),
     ],
 )
 def test_serve_refuses_options_that_do_not_go_with_the_mode(args: list[str], text: str) -> None:

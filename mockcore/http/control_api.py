@@ -58,6 +58,14 @@ def _number(doc: dict[str, Any], name: str) -> float:
     return float(value)
 
 
+def _journal_ceiling_text(ceiling: int) -> str:
+    """Why a journal cap past the fleet's ceiling is refused: a tenant's ceiling is its server's
+    --tenant-journal-cap (mockcore.tenants); a fleet of `mockcore serve` has MAX_CAP."""
+    if ceiling < MAX_CAP:
+        return f"This tenant's journal keeps at most {ceiling} requests (the server's --tenant-journal-cap)."
+    return f'Expected {{"cap": 0-{MAX_CAP}}} (0 turns the journal off).'
+
+
 def clock_view(reading: ClockReading) -> dict[str, Any]:
     return {"now": reading.now.isoformat(), "date": reading.now.date().isoformat(), "frozen": reading.frozen}
 
@@ -224,9 +232,11 @@ def create_control_blueprint(
     @control.put("/journal/config")
     def configure_journal() -> Response:
         doc = _object(_json_body())
-        cap = doc.get("cap")
-        if set(doc) != {"cap"} or isinstance(cap, bool) or not isinstance(cap, int) or not 0 <= cap <= MAX_CAP:
-            raise ControlError(400, f'Expected {{"cap": 0-{MAX_CAP}}} (0 turns the journal off).')
+        cap, ceiling = doc.get("cap"), fleet.journal_ceiling
+        if set(doc) != {"cap"} or isinstance(cap, bool) or not isinstance(cap, int) or cap < 0:
+            raise ControlError(400, f'Expected {{"cap": 0-{ceiling}}} (0 turns the journal off).')
+        if cap > ceiling:
+            raise ControlError(400, _journal_ceiling_text(ceiling))
         fleet.set_journal_cap(cap)
         return json_response({"cap": fleet.journal_cap})
 

@@ -14,8 +14,8 @@ bounded cache, least recently used first out: an idle tenant holds its fleet onl
 from __future__ import annotations
 
 import hmac
-import io
 import json
+import logging
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Iterable
@@ -28,11 +28,11 @@ from flask import Flask, Response, has_request_context, request
 from mockcore.catalogue import Catalogue
 from mockcore.config import ACTIVATION_FACE
 from mockcore.fleet import StoreError
-from mockcore.http.control_api import CONTROL_JSON_LIMIT, TOKEN_HEADER
+from mockcore.http.control_api import TOKEN_HEADER
 from mockcore.http.faces import Face, build_face
 from mockcore.http.rendering import install_error_rendering, json_response, read_body
 from mockcore.lifecycle import format_expiration
-from mockcore.tenants import Tenant, TenantError, TenantRegistry, parse_tenant_request
+from mockcore.tenants import Tenant, TenantError, TenantRegistry, is_tenant_id, parse_tenant_request
 
 TENANT_PREFIX = "/t/"
 CONTROL_SEGMENT = "/_mock"  # /t/<ID>/_mock/...: the tenant's control plane (no instance name starts with `_`)
@@ -41,6 +41,7 @@ DEFAULT_FACE_CACHE = 256  # faces kept built (~0.3 MB each); the others are buil
 OPENAPI_FILE = "tenants-openapi.yaml"
 
 StartResponse = Callable[..., Any]
+log = logging.getLogger("mockcore.tenants")
 
 
 def tenant_urls(base: str, tenant: Tenant) -> dict[str, str]:
@@ -72,6 +73,14 @@ def _error(status: int, text: str, start_response: StartResponse) -> list[bytes]
     body = json.dumps({"err": text}).encode()
     start_response(f"{status} {HTTPStatus(status).phrase}", _json_headers(len(body)))
     return [body]
+
+
+def _store_unusable(error: StoreError, start_response: StartResponse) -> list[bytes]:
+    """503 for a registry kept in PostgreSQL that cannot be used: the reason in one short line (the store's
+    messages name no server address; the log has the whole error)."""
+    log.error("the state store cannot be used: %s", error)
+    reason = " ".join(str(error).split())[:300]
+    return _error(503, f"The state store cannot be used. {reason}", start_response)
 
 
 def _json_headers(length: int) -> list[tuple[str, str]]:
@@ -147,10 +156,10 @@ class TenantServerApp:
         if not path.startswith(TENANT_PREFIX):
             return self.api(environ, start_response)
         tenant_id, _, below = path[len(TENANT_PREFIX) :].partition("/")
-        try:
-            tenant = self.registry.touch(tenant_id) if tenant_id else None
+        try:  # an id of another form is no tenant's: the registry is not asked
+            tenant = self.registry.touch(tenant_id) if is_tenant_id(tenant_id) else None
         except StoreError as exc:  # a registry kept in PostgreSQL that cannot be reached
-            return _error(503, f"The state store cannot be used: {exc}", start_response)
+            return _store_unusable(exc, start_response)
         if tenant is None:
             return _error(404, "Unknown tenant.", start_response)
         below = "/" + below
@@ -161,43 +170,13 @@ class TenantServerApp:
             script, path_info = f"{TENANT_PREFIX}{tenant_id}/{name}", "/" + rest
             if name not in tenant.fleet.names and name != ACTIVATION_FACE:
                 return _error(404, "This tenant has no such instance.", start_response)
-        refusal = self._journal_cap_refusal(tenant, environ, path_info)
-        if refusal is not None:
-            return _error(400, refusal, start_response)
         environ["SCRIPT_NAME"] = environ.get("SCRIPT_NAME", "").rstrip("/") + script
         environ["PATH_INFO"] = path_info
         try:
             face = self.face(tenant, name)
         except StoreError as exc:
-            return _error(503, f"The state store cannot be used: {exc}", start_response)
+            return _store_unusable(exc, start_response)
         return face.wsgi(environ, start_response)
-
-    @staticmethod
-    def _journal_cap_refusal(tenant: Tenant, environ: dict[str, Any], path_info: str) -> str | None:
-        """PUT /_mock/journal/config past the tenant's cap is refused here, once the caller holds the tenant's token
-        (otherwise the control plane refuses it first); the body read is handed on unchanged."""
-        if environ.get("REQUEST_METHOD") != "PUT" or path_info.rstrip("/") != "/_mock/journal/config":
-            return None
-        if not _token_matches(environ.get("HTTP_" + TOKEN_HEADER.upper().replace("-", "_")), tenant.control_token):
-            return None
-        try:
-            length = int(environ.get("CONTENT_LENGTH") or 0)
-        except ValueError:
-            return None
-        if not 0 < length <= CONTROL_JSON_LIMIT:
-            return None
-        body = environ["wsgi.input"].read(length)
-        environ["wsgi.input"] = io.BytesIO(body)
-        try:
-            cap = json.loads(body).get("cap")
-        except (ValueError, AttributeError, RecursionError):
-            return None  # the control plane answers the bad body
-        if isinstance(cap, int) and not isinstance(cap, bool) and cap > tenant.journal_cap:
-            return (
-                f"This tenant's journal keeps at most {tenant.journal_cap} requests (the server's "
-                "--tenant-journal-cap)."
-            )
-        return None
 
     # The tenant API
 
@@ -224,7 +203,7 @@ class TenantServerApp:
                 raise TenantError(403, f"Wrong {TOKEN_HEADER}.")
 
         def known(tenant_id: str) -> Tenant:
-            tenant = registry.get(tenant_id)
+            tenant = registry.get(tenant_id) if is_tenant_id(tenant_id) else None
             if tenant is None:
                 authorise()
                 raise TenantError(404, "Unknown tenant.")
@@ -260,6 +239,7 @@ class TenantServerApp:
                     "tenants": registry.summaries(),
                     "max_tenants": limits.max_tenants,
                     "max_instances": limits.max_instances,
+                    "max_keys": limits.max_keys,
                     "journal_cap": limits.journal_cap,
                     "idle_timeout": limits.idle_timeout,
                 }
