@@ -37,6 +37,7 @@ from typing import Any
 import pytest
 import requests
 
+from mockcore.fleet import Fleet
 from mockcore.http.control_api import TOKEN_HEADER
 from mockcore.tenant_server import TenantServer
 from mockcore.tenant_store import PostgresTenantRegistry
@@ -44,6 +45,7 @@ from mockcore.tenants import TenantLimits
 from tests import haproxy
 from tests.postgres import PostgresServer, running_postgres
 from tests.serving import MockcoreProcess, free_port, host_port, start_all
+from tests.test_state_stores import assert_names_no_server
 
 SERVER_TOKEN = "replica-test-token"
 TENANTS = 4
@@ -519,6 +521,29 @@ def test_an_idle_tenant_expires_on_every_replica_with_its_fleet(pg: PostgresServ
         assert kept.store.fleet_ids() == [] and kept.count() == 0
 
 
+def test_an_odd_tenant_id_answers_404_without_a_query(pg: PostgresServer) -> None:
+    """A NUL in an id once reached PostgreSQL (503, and the database's address in the answer)."""
+    with two_replicas(pg.database(), TenantLimits()) as (one, _two):
+        for path in ("/t/%00/prod", "/t/%00/_mock/state", "/_mock/tenants/%00", "/t/%C3%A9/prod"):
+            response = requests.get(one.url + path, timeout=30)
+            assert (response.status_code, response.json()) == (404, {"err": "Unknown tenant."}), path
+
+
+def test_a_create_past_the_limits_is_refused_before_a_fleet_is_built(
+    pg: PostgresServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with two_replicas(pg.database(), TenantLimits(max_tenants=1, max_keys=2)) as (one, two):
+        assert requests.post(one.url + "/_mock/tenants", json={}, timeout=30).status_code == 201
+        built: list[object] = []
+        build = Fleet.build
+        monkeypatch.setattr(Fleet, "build", lambda *args, **kwargs: built.append(args) or build(*args, **kwargs))
+        full = requests.post(two.url + "/_mock/tenants", json={}, timeout=30)
+        assert full.status_code == 429 and "most tenants (1)" in full.json()["err"]
+        keys = requests.post(two.url + "/_mock/tenants", json={"keys": [":1"] * 3}, timeout=30)
+        assert keys.status_code == 400 and "at most 2 activation keys" in keys.json()["err"]
+        assert built == []
+
+
 def test_postgresql_out_of_reach_answers_503_and_the_tenants_come_back() -> None:
     with running_postgres() as server, two_replicas(server.database(), TenantLimits()) as (one, _two):
         tenant = requests.post(one.url + "/_mock/tenants", json={"instances": ["a"]}, timeout=30).json()
@@ -527,9 +552,11 @@ def test_postgresql_out_of_reach_answers_503_and_the_tenants_come_back() -> None
         assert requests.get(licence, headers=headers, timeout=30).status_code == 200
         server.stop("immediate")
         down = requests.get(licence, headers=headers, timeout=30)
-        assert down.status_code == 503 and "err" in down.json(), down.text
+        assert down.status_code == 503 and down.json()["err"].startswith("The state store cannot be used."), down.text
         refused = requests.post(one.url + "/_mock/tenants", json={}, timeout=30)
         assert refused.status_code == 503 and "err" in refused.json(), refused.text
+        for answer in (down, refused):
+            assert_names_no_server(answer.text, one.registry.store.url)  # type: ignore[attr-defined]
         server.start()
         assert until_answered(lambda: call(requests.Session(), "GET", licence, headers=headers)).status_code == 200
 

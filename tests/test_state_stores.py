@@ -24,6 +24,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import psycopg
 import pytest
 import requests
 
@@ -276,6 +277,26 @@ def _sequence(fleet: Fleet) -> None:
     fleet.release_slot(KEY_2, deployments["c"])
 
 
+def assert_names_no_server(text: str, url: str) -> None:
+    """What a client is answered names neither the database's host and port nor its name."""
+    info = psycopg.conninfo.conninfo_to_dict(url)
+    for part in (info["host"], f":{info['port']}", info["dbname"]):
+        assert str(part) not in text, text
+
+
+def test_a_postgresql_error_a_client_may_see_names_no_server() -> None:
+    url = "postgresql://mock@10.1.2.3:40841/secretdb"
+    store = FleetStore(url, None)  # type: ignore[arg-type]  # no pool: only its messages are asked
+    failure = psycopg.OperationalError(
+        'connection failed: connection to server at "10.1.2.3", port 40841 failed: FATAL:  database "secretdb" '
+        "does not exist"
+    )
+    error = store.error("fleet 'default': cannot read it", failure)
+    assert str(error).startswith("PostgreSQL: fleet 'default': cannot read it: connection failed: ")
+    assert_names_no_server(str(error), url)
+    assert "10.1.2.3:40841/secretdb" in str(store.error("cannot use it", failure, address=True))  # start-up
+
+
 def _fleet_at_noon() -> Fleet:
     """A fleet whose wall clock stands still: fleets made at different moments are equal."""
     return Fleet(CONFIG, FleetClock(lambda: datetime(2027, 1, 1, 12, 0, tzinfo=UTC)))
@@ -366,6 +387,7 @@ def test_postgresql_stopped_mid_run_answers_5xx_and_memory_stays_then_resumes(
         postgres.stop("immediate")  # a crash
         refused = core(server, "b", "POST", "/admin/license/activation", json={"activationKey": KEY_1})
         assert refused.status_code >= 500 and set(refused.json()) == {"err"}, refused.text
+        assert_names_no_server(refused.text, url)
         with pytest.raises(StoreError):
             in_process.activate("b", KEY_1, 1)
         in_process.keep(None)
