@@ -131,7 +131,10 @@ def parse_instances(instances: Sequence[str] | str) -> tuple[str, ...]:
         raise ConfigError("instances", "a fleet needs at least one instance")
     for name in names:
         if not isinstance(name, str) or not INSTANCE_NAME_RE.fullmatch(name):
-            raise ConfigError("instances", f"{name!r}: an instance name is 1-63 letters, digits, '_', '.' or '-'")
+            raise ConfigError(
+                "instances",
+                f"{name!r}: an instance name is 1-63 letters, digits, '_', '.' or '-', the first a letter or a digit",
+            )
         if name == ACTIVATION_FACE:
             raise ConfigError("instances", f"{name!r} is the activation server's name; choose another instance name")
     duplicates = sorted({n for n in names if names.count(n) > 1})

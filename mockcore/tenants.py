@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
-from mockcore.config import INSTANCE_NAME_RE, ConfigError, FleetSetup, parse_fleet
+from mockcore.config import ConfigError, FleetSetup, parse_fleet
 from mockcore.fleet import Fleet
 from mockcore.journal import MAX_CAP as MAX_JOURNAL_CAP
 from mockcore.overrides import MAX_OVERRIDES_BYTES
@@ -310,14 +310,6 @@ def parse_tenant_request(doc: object, limits: TenantLimits) -> TenantRequest:
     }
     if given["instances"] is not None and len(given["instances"]) > limits.max_instances:
         raise TenantError(400, f"instances: a tenant has at most {limits.max_instances} instances")
-    for name in given["instances"] or ():
-        if isinstance(name, str) and not INSTANCE_NAME_RE.fullmatch(name):
-            # config.parse_instances checks the same rule; its message does not say the first character's part.
-            raise TenantError(
-                400,
-                f"instances: {name!r}: an instance name is 1-63 letters, digits, '_', '.' or '-', the first a "
-                "letter or a digit",
-            )
     if given["keys"] is not None and len(given["keys"]) > limits.max_keys:
         raise TenantError(
             400, f"keys: a tenant has at most {limits.max_keys} activation keys (the server's --max-tenant-keys)"
