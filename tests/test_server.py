@@ -21,12 +21,14 @@ def _refuses(url: str) -> bool:
     return False
 
 
-def test_a_failure_after_the_view_answers_a_json_500() -> None:
-    def broken_store() -> None:
-        raise RuntimeError("disk full")
+def activate_with_a_failing_listener(failure: Exception) -> tuple[Fleet, requests.Response]:
+    """An activation over HTTP on a fleet whose listener (a state store) raises `failure` when told of it."""
+
+    def failing_store() -> None:
+        raise failure
 
     fleet = Fleet(FleetConfig())
-    fleet.subscribe(broken_store)  # told of the change after the decision, before the answer
+    fleet.subscribe(failing_store)  # told of the change after the decision, before the answer
     with FleetServer(fleet, ServeOptions()) as server:
         response = requests.post(
             server.urls()["core"] + "/admin/license/activation",
@@ -34,23 +36,17 @@ def test_a_failure_after_the_view_answers_a_json_500() -> None:
             json={"activationKey": fleet.activation_keys()[0].key},
             timeout=10,
         )
+    return fleet, response
+
+
+def test_a_failure_after_the_view_answers_a_json_500() -> None:
+    _, response = activate_with_a_failing_listener(RuntimeError("disk full"))
     assert response.status_code == 500
     assert response.json() == {"err": "Internal error."}
 
 
 def test_a_store_that_refuses_the_write_answers_503_saying_so() -> None:
-    def full_store() -> None:
-        raise StoreError("disk full\n  (the state file cannot grow)")
-
-    fleet = Fleet(FleetConfig())
-    fleet.subscribe(full_store)
-    with FleetServer(fleet, ServeOptions()) as server:
-        response = requests.post(
-            server.urls()["core"] + "/admin/license/activation",
-            headers={"apikey": fleet.config.resolved_apikey},
-            json={"activationKey": fleet.activation_keys()[0].key},
-            timeout=10,
-        )
+    fleet, response = activate_with_a_failing_listener(StoreError("disk full\n  (the state file cannot grow)"))
     assert response.status_code == 503
     assert response.json() == {"err": "The state store refused the change: disk full (the state file cannot grow)"}
     assert fleet.states() == {"core": LicenceState.UNLICENSED}  # the change did not happen
