@@ -320,3 +320,38 @@ def test_click_through_an_online_failover_in_chromium(mock: MockFleet, browser_p
     outside = [url for url in requested if not url.startswith(origin + "/")]
     assert outside == [], outside
     assert mock.states() == {"prod": "active", "backup": "backup-offline"}
+
+
+def test_a_tenants_dashboard_works_below_its_prefix(browser_page: Any) -> None:
+    """A tenant's faces live below /t/<ID>/<face>: the page links its assets and sends every request there (the
+    prefix written into the page from the WSGI SCRIPT_NAME), and a button acts on that tenant only."""
+    from playwright.sync_api import expect
+
+    from mockcore.tenant_server import TenantServer
+    from mockcore.tenants import MemoryTenantRegistry, TenantLimits
+
+    page = browser_page
+    problems: list[str] = []
+    page.on("pageerror", lambda error: problems.append(str(error)))
+    page.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
+    with TenantServer(MemoryTenantRegistry(TenantLimits())) as server:
+        mine, other = (
+            requests.post(server.url + "/_mock/tenants", json={"instances": ["prod", "backup"]}, timeout=10).json()
+            for _ in range(2)
+        )
+        prefix = mine["instances"]["prod"]
+        html_page = requests.get(prefix + "/_mock/ui", timeout=10).text
+        assert f'content="{prefix.removeprefix(server.url)}"' in html_page
+        assert requests.get(prefix + "/_mock/ui/assets/dashboard.js", timeout=10).status_code == 200
+        requested: list[str] = []
+        page.on("request", lambda r: requested.append(r.url))
+        page.goto(prefix + "/_mock/ui#token=" + mine["control_token"])
+        prod = page.locator("#instance-prod")
+        expect(prod.locator(".field-state")).to_have_text("unlicensed")
+        prod.locator('button[data-op="activate"]').click()
+        expect(prod.locator(".field-state")).to_have_text("active")
+        assert requested and all(url.startswith(prefix) for url in requested), requested
+        headers = {"X-Mock-Control-Token": other["control_token"]}
+        states = requests.get(other["control"] + "/_mock/state", headers=headers, timeout=10).json()
+        assert states["instances"]["prod"]["licence"]["state"] == "unlicensed"  # the other tenant: untouched
+    assert problems == []

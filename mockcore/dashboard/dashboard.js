@@ -7,6 +7,9 @@
   const POLL_MS = 1000;
   const TOKEN_HEADER = "X-Mock-Control-Token";
   const TOKEN_STORE = "mockcore-control-token";
+  // The prefix the face is served below (a tenant's /t/<ID>/<face>; empty on `mockcore serve`): every request goes
+  // there. The server writes it into the page.
+  const BASE = document.querySelector('meta[name="mockcore-base"]')?.getAttribute("content") || "";
   const state = { view: null, token: null, busy: false, diagramLoaded: false, rendered: {}, timer: null };
 
   // Tokens and requests
@@ -29,7 +32,7 @@
       headers["Content-Type"] = "application/json";
       init.body = JSON.stringify(body);
     }
-    const response = await fetch(path, init);
+    const response = await fetch(BASE + path, init);
     if (response.status === 401 || response.status === 403) {
       const text = await response.text();
       if (path.startsWith("/_mock/")) askForToken();

@@ -17,6 +17,7 @@
 from __future__ import annotations
 
 import hmac
+import html
 import json
 from collections.abc import Callable
 from importlib import resources
@@ -159,7 +160,14 @@ def create_dashboard_blueprint(
 
     @ui.get("", strict_slashes=False)
     def page() -> Response:
-        return _static("index.html")
+        """The page, its asset links and its requests below the prefix the face is served at (a tenant's
+        `/t/<ID>/<face>`, from the WSGI SCRIPT_NAME; empty on `mockcore serve`)."""
+        response = _static("index.html")
+        root = html.escape(request.script_root, quote=True)
+        text = response.get_data(as_text=True).replace('"/_mock/ui/assets/', f'"{root}/_mock/ui/assets/')
+        base = '<meta name="mockcore-base" content="">'
+        response.set_data(text.replace(base, base.replace('content=""', f'content="{root}"')))
+        return response
 
     @ui.get("/assets/<name>")
     def asset(name: str) -> Response:
