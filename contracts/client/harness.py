@@ -21,7 +21,7 @@ from __future__ import annotations
 import time
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -53,7 +53,7 @@ from contracts.client.adapter import (
 from contracts.client.fleetstate import SCENARIOS, STARTS, differences, model_at
 from contracts.client.journal import Record, records
 from contracts.client.relay import IMPOSTORS, RELAYED, UNTRUSTED, WRONG_HOST, Relay
-from contracts.client.report import ClientReport, ClientStep
+from contracts.client.report import ClientReport, ClientStep, Failed, replay_failure
 from contracts.client.serve import WRONG_HOST as WRONG_HOST_NAME
 from contracts.client.serve import Certificates
 from contracts.common import PHASES, stateful_settings
@@ -91,12 +91,6 @@ class HarnessSettings:
     derandomize: bool = False  # the same generated sequences on every run
     delay: float = 0.25  # seconds of the `delay` fault (an answer that is slow, not lost)
     phases: tuple[Phase, ...] = PHASES
-
-
-@dataclass
-class Failed:
-    violation: Violation
-    steps: list[Any] = field(default_factory=list)
 
 
 def fault_description(fault: str, spec_method: str, spec_path: str, delay: float) -> str:
@@ -743,12 +737,6 @@ def _explore(h: Harness, harness_settings: HarnessSettings, report: ClientReport
     try:
         run_state_machine_as_test(machine, settings=hypothesis_settings)
     except Flaky as flaky:
-        if h.failed is None:
-            raise Violation("adapter-protocol", f"the client behaved differently on a replay: {flaky}") from flaky
-        report.notes.append(
-            "the failure did not happen again on Hypothesis's last replay: the client is not "
-            "deterministic (timing?); the sequence shown is the last one that failed"
-        )
-        raise h.failed.violation from flaky
+        raise replay_failure(flaky, h.failed, report, "sequence") from flaky
     finally:
         report.examples = h.log.runs - runs_before

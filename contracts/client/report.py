@@ -8,7 +8,9 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from contracts.checks import Step
+from hypothesis.errors import Flaky
+
+from contracts.checks import Step, Violation
 from contracts.exchange import Exchange
 
 # The properties a client is checked for, in the order they are judged; a report names the first one broken.
@@ -179,6 +181,27 @@ class ClientReport:
             "coverage": self.coverage,
             "sequence": [_step_dict(step) for step in self.steps],
         }
+
+
+@dataclass
+class Failed:
+    """The first broken property of a run, and the steps that led to it (what the report shows)."""
+
+    violation: Violation
+    steps: list[Any] = field(default_factory=list)
+
+
+def replay_failure(flaky: Flaky, failed: Failed | None, report: ClientReport, shown: str) -> Violation:
+    """What Hypothesis's Flaky means for a client: without a failure of its own, the client answered a replay
+    differently (`adapter-protocol`); with one, that failure (its `shown` case or sequence, noted as the last one
+    that failed, since the replay did not fail again)."""
+    if failed is None:
+        return Violation("adapter-protocol", f"the client behaved differently on a replay: {flaky}")
+    report.notes.append(
+        "the failure did not happen again on Hypothesis's last replay: the client is not "
+        f"deterministic (timing?); the {shown} shown is the last one that failed"
+    )
+    return failed.violation
 
 
 def _render_step(step: Step, harness_exchanges: bool) -> list[str]:

@@ -16,7 +16,7 @@ from __future__ import annotations
 import time
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
 
@@ -28,7 +28,7 @@ from contracts.checks import OUTSIDER, Violation
 from contracts.client.adapter import AdapterError, Instance, describe_outcome
 from contracts.client.journal import records
 from contracts.client.relay import Relay
-from contracts.client.report import ClientReport, ClientStep
+from contracts.client.report import ClientReport, ClientStep, Failed, replay_failure
 from contracts.client.workflow import (
     DECOMMISSION,
     OFFLINE_FAILOVER,
@@ -144,12 +144,6 @@ class WorkflowSettings:
     drills: bool = True
     derandomize: bool = False
     workflows: tuple[str, ...] = tuple(WORKFLOWS)
-
-
-@dataclass
-class Failed:
-    violation: Violation
-    steps: list[Any] = field(default_factory=list)
 
 
 class WorkflowHarness:
@@ -494,12 +488,6 @@ def _explore(h: WorkflowHarness, settings: WorkflowSettings, workflows: tuple[st
     try:
         explore()
     except Flaky as flaky:
-        if h.failed is None:
-            raise Violation("adapter-protocol", f"the client behaved differently on a replay: {flaky}") from flaky
-        report.notes.append(
-            "the failure did not happen again on Hypothesis's last replay: the client is not "
-            "deterministic (timing?); the case shown is the last one that failed"
-        )
-        raise h.failed.violation from flaky
+        raise replay_failure(flaky, h.failed, report, "case") from flaky
     finally:
         report.examples = counted[0]
