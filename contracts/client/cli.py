@@ -15,7 +15,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from contracts.client.adapter import AdapterError, ClientDriver, PythonClient, load_adapter
-from contracts.client.command import CommandClient, PersistentCommandClient
+from contracts.client.command import command_client
 from contracts.client.harness import HarnessSettings
 from contracts.client.run import check_client
 from contracts.client.serve import DEFAULT_INSTANCES
@@ -140,8 +140,7 @@ def client(
             driver = PythonClient(load_adapter(adapter), timeout=call_timeout, name=adapter)
         else:
             assert command is not None
-            kind = PersistentCommandClient if persistent else CommandClient
-            driver = kind(command, timeout=call_timeout, cwd=Path.cwd())
+            driver = command_client(command, timeout=call_timeout, persistent=persistent, cwd=Path.cwd())
         report = check_client(
             driver,
             url=url,

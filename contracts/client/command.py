@@ -395,3 +395,9 @@ class PersistentCommandClient(CommandClient):
                 process.wait(timeout=5)
             self._stop(process)
         super().close()
+
+
+def command_client(command: str, *, timeout: float, persistent: bool = False, cwd: Path | None = None) -> CommandClient:
+    """The driver of a command adapter: a process per call, or (`persistent`) one for the whole run."""
+    kind = PersistentCommandClient if persistent else CommandClient
+    return kind(command, timeout=timeout, cwd=cwd)

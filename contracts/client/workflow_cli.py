@@ -16,7 +16,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from contracts.client.adapter import AdapterError, instantiate
-from contracts.client.command import CommandClient, PersistentCommandClient
+from contracts.client.command import CommandClient, command_client
 from contracts.client.report import ClientReport
 from contracts.client.serve import DEFAULT_INSTANCES, ServedMock, connect
 from contracts.client.workflow import WORKFLOWS, PythonWorkflows, WorkflowDriver
@@ -29,9 +29,7 @@ def workflow_driver(client: Any, *, timeout: float = 60.0, persistent: bool = Fa
     if isinstance(client, PythonWorkflows | CommandClient):
         return client
     if isinstance(client, str):
-        return (
-            PersistentCommandClient(client, timeout=timeout) if persistent else CommandClient(client, timeout=timeout)
-        )
+        return command_client(client, timeout=timeout, persistent=persistent)
     return PythonWorkflows(client, timeout=timeout)
 
 
@@ -131,8 +129,7 @@ def workflows(
             driver = PythonWorkflows(instantiate(adapter), timeout=timeout, name=adapter)
         else:
             assert command is not None
-            kind = PersistentCommandClient if persistent else CommandClient
-            driver = kind(command, timeout=timeout, cwd=Path.cwd())
+            driver = command_client(command, timeout=timeout, persistent=persistent, cwd=Path.cwd())
         report = check_workflows(
             driver, url=url, apikey=apikey, control_token=control_token, settings=settings, timeout=timeout
         )
