@@ -5,7 +5,8 @@ loopback port, trust authentication, fsync off (a test database need not survive
 `PostgresServer` starts, stops (`stop()`, also `mode="immediate"`: a crash) and starts again on the same data;
 `database()` creates a fresh database and answers its URL. The `postgres` fixture (session-scoped: one server per
 test process) is what tests use; tests that stop the server make their own `PostgresServer`. Without the binaries
-the tests that need them are skipped, saying how to install them.
+the tests that need them are skipped, saying how to install them (under CI, where .ci/run installs them, they
+fail instead).
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.serving import free_port
+from tests.serving import free_port, unavailable
 
 INSTALL = "apt-get install -y postgresql"
 
@@ -36,7 +37,7 @@ def binaries() -> Path | None:
 def skip_without_postgres() -> Path:
     bin_dir = binaries()
     if bin_dir is None:
-        pytest.skip(f"PostgreSQL's binaries are not installed (/usr/lib/postgresql/*/bin): `{INSTALL}`")
+        unavailable(f"PostgreSQL's binaries are not installed (/usr/lib/postgresql/*/bin): `{INSTALL}`")
     return bin_dir
 
 

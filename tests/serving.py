@@ -18,8 +18,10 @@ import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 from urllib.parse import urlsplit
+
+import pytest
 
 READY_TIMEOUT = 30.0  # generous: CI machines may run other suites at the same time
 EXIT_TIMEOUT = 15.0
@@ -31,6 +33,19 @@ def mockcore_command() -> list[str]:
     if script is not None:
         return [script]
     return [sys.executable, "-c", "from mockcore.cli import main; main()"]
+
+
+def under_ci() -> bool:
+    """Whether this run is CI's (CI=true): there, `.ci/run` has installed every tool a test needs."""
+    return os.environ.get("CI", "").strip().lower() not in ("", "0", "false", "no")
+
+
+def unavailable(reason: str) -> NoReturn:
+    """A test whose tools are missing: skipped, saying why and how to install them, except under CI, where it
+    fails (`.ci/run` installs them, so a skip there would hide a test that never ran)."""
+    if under_ci():
+        pytest.fail(f"{reason} (.ci/run installs it; under CI this test must not skip)", pytrace=False)
+    pytest.skip(reason)
 
 
 def free_port() -> int:
