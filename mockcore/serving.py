@@ -118,11 +118,8 @@ class _RequestReader:
             except OSError:
                 self._eof = True
                 return False
-            if not data:
-                self._eof = True
+            if not self._keep(data):
                 return False
-            self._received += len(data)
-            self.buffer += data
         return True
 
     def _fill(self) -> bool:
@@ -135,7 +132,10 @@ class _RequestReader:
             if left <= 0:
                 raise TimeoutError("timed out")
             self.sock.settimeout(min(left, self._idle))
-        data = self.sock.recv(RECV_SIZE)
+        return self._keep(self.sock.recv(RECV_SIZE))
+
+    def _keep(self, data: bytes) -> bool:
+        """Buffer what a read brought and count it; False (and at its end from now on) when it brought nothing."""
         if not data:
             self._eof = True
             return False
