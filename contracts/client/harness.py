@@ -48,10 +48,9 @@ from contracts.client.adapter import (
     Failure,
     Instance,
     Outcome,
-    describe_outcome,
 )
 from contracts.client.fleetstate import SCENARIOS, STARTS, differences, model_at
-from contracts.client.journal import Record, records
+from contracts.client.journal import Record, record_call
 from contracts.client.relay import IMPOSTORS, RELAYED, UNTRUSTED, WRONG_HOST, Relay
 from contracts.client.report import ClientReport, ClientStep, Failed, replay_failure
 from contracts.client.serve import WRONG_HOST as WRONG_HOST_NAME
@@ -308,14 +307,7 @@ class Harness:
         fired = fault not in IMPOSTORS and self._remove_fault(fault, name, rule_id)
         if fault is not None and fault not in IMPOSTORS and not fired:
             step.fault += " [never fired: the client sent no such request]"
-        sent = records(self.fleet.control_request("GET", "journal")["entries"])
-        base_urls: dict[str | None, str] = {**self.fleet.instances, None: self.fleet.activation_url or ""}
-        step.exchanges = [record.exchange(base_urls) for record in sent]
-        step.output = result.output
-        if result.outcome is None:
-            raise Violation("adapter-protocol", f"{call.describe()}: {result.problem}")
-        outcome = result.outcome
-        step.reported = describe_outcome(outcome)
+        sent, outcome = record_call(self.fleet, step, call.describe(), result)
         properties.check_requests(sent, self.contract)
         if fault in IMPOSTORS:
             properties.check_refuses_impostor(call, outcome, sent, IMPOSTOR_CERTIFICATES[fault])

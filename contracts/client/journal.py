@@ -12,8 +12,12 @@ from dataclasses import dataclass
 from http import HTTPStatus
 from typing import Any
 
+from contracts.checks import Violation
+from contracts.client.adapter import CallResult, Outcome, describe_outcome
 from contracts.client.relay import IMPOSTORS, LOST, RELAY_HEADER
+from contracts.client.report import ClientStep
 from contracts.exchange import Exchange
+from contracts.target import Fleet
 
 SHOWN_HEADERS = ("apikey", "activation-key", "active-deployment-id", "content-type")
 
@@ -156,3 +160,16 @@ def _phrase(status: int) -> str:
 
 def records(entries: list[dict[str, Any]]) -> list[Record]:
     return sorted((Record(e) for e in entries), key=lambda r: r.id)
+
+
+def record_call(fleet: Fleet, step: ClientStep, described: str, result: CallResult) -> tuple[list[Record], Outcome]:
+    """After a client call (the mock's journal emptied before it): the requests it sent, shown in `step` with what
+    the client printed and reported; `adapter-protocol` when the client gave no outcome."""
+    sent = records(fleet.control_request("GET", "journal")["entries"])
+    base_urls: dict[str | None, str] = {**fleet.instances, None: fleet.activation_url or ""}
+    step.exchanges = [record.exchange(base_urls) for record in sent]
+    step.output = result.output
+    if result.outcome is None:
+        raise Violation("adapter-protocol", f"{described}: {result.problem}")
+    step.reported = describe_outcome(result.outcome)
+    return sent, result.outcome

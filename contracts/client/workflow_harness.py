@@ -25,8 +25,8 @@ from hypothesis import strategies as st
 from hypothesis.errors import Flaky
 
 from contracts.checks import OUTSIDER, Violation
-from contracts.client.adapter import AdapterError, Instance, describe_outcome
-from contracts.client.journal import records
+from contracts.client.adapter import AdapterError, Instance
+from contracts.client.journal import record_call
 from contracts.client.relay import Relay
 from contracts.client.report import ClientReport, ClientStep, Failed, replay_failure
 from contracts.client.workflow import (
@@ -382,17 +382,11 @@ class WorkflowHarness:
         if case.fault and not fired:
             step.fault += " [never fired: the client sent no such request]"
             given_.fault = None if case.fault in (ANSWER_LOST, CORE_503) else case.fault
-        sent = records(self.fleet.control_request("GET", "journal")["entries"])
-        base_urls: dict[str | None, str] = {**self.fleet.instances, None: self.fleet.activation_url or ""}
-        step.exchanges = [record.exchange(base_urls) for record in sent]
-        step.output = result.output
-        if result.outcome is None:
-            raise Violation("adapter-protocol", f"{call.describe()}: {result.problem}")
-        step.reported = describe_outcome(result.outcome)
+        sent, outcome = record_call(self.fleet, step, call.describe(), result)
         judge = Judge(given_, self.contract, self._label(start.deployments()))
         judge.requests(sent)
-        judge.finish(result.outcome, self.fleet.state_document(), self.names)
-        kind = "success" if result.outcome.__class__.__name__ == "Success" else "failure"
+        judge.finish(outcome, self.fleet.state_document(), self.names)
+        kind = "success" if outcome.__class__.__name__ == "Success" else "failure"
         self.coverage[f"{workflow}: {kind}"] += 1
 
     @staticmethod
